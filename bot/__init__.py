@@ -1,0 +1,1 @@
+"""The chat side of marketbot: Telegram adapter, local console, routing, rendering, schedules."""

@@ -1,0 +1,1 @@
+"""The database side of marketbot: settings, engine, catalog, ingestion and dataset access."""
