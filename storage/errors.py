@@ -27,6 +27,18 @@ class MarketbotError(Exception):
     def __str__(self) -> str:
         return f"{self.message}\n{self.hint}" if self.hint else self.message
 
+    def __reduce__(self):
+        # Errors cross process boundaries (tools run in worker processes); rebuild them from
+        # their message and hint rather than from subclass-specific constructor arguments.
+        return _rebuild, (type(self), self.message, self.hint, dict(self.__dict__))
+
+
+def _rebuild(cls: type[MarketbotError], message: str, hint: str, state: dict) -> MarketbotError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
 
 class BadFileError(MarketbotError):
     """An uploaded file that cannot be stored; nothing of it was kept."""
