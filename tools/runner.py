@@ -21,11 +21,13 @@ from importlib.metadata import entry_points
 from multiprocessing.connection import Connection
 from typing import Any
 
+from sqlalchemy import Engine
+
 from storage.datasets import get_dataset
 from storage.engine import make_engine
 from storage.errors import MarketbotError, ToolTimeoutError
 from storage.settings import Settings
-from tools.base import Params, Report
+from tools.base import BaseTool, Params, Report
 from tools.registry import ENTRY_POINT_GROUP, Registry, load_registry
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,7 @@ class JobCrashedError(Exception):
 class _Job:
     key: str
     call: ToolCall
+    tool: BaseTool
     process: multiprocessing.process.BaseProcess | None = None
     cancelled: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -84,8 +87,8 @@ class ToolRunner:
 
     def run_sync(self, call: ToolCall, job_key: str | None = None) -> Report:
         """Run a call and wait for its report (for the console, scripts and digests)."""
-        self.registry.get(call.tool)  # unknown tools fail here, before a process starts
-        job = _Job(key=job_key or uuid.uuid4().hex, call=call)
+        tool = self.registry.get(call.tool)  # unknown tools fail here, before a process starts
+        job = _Job(key=job_key or uuid.uuid4().hex, call=call, tool=tool)
         self._jobs[job.key] = job
         started = time.monotonic()
         outcome = "error"
@@ -131,7 +134,7 @@ class ToolRunner:
                 raise ToolTimeoutError("The job was cancelled before it started.")
             job.process = self._context.Process(
                 target=_work,
-                args=(sender, self.settings.db_url, job.call),
+                args=(sender, self.settings.db_url, job.tool, job.call),
                 name=f"marketbot-{job.call.tool}",
                 daemon=True,
             )
@@ -173,9 +176,8 @@ class ToolRunner:
         raise JobCrashedError(f"/{job.call.tool} failed with an internal error.", details=payload)
 
 
-def execute_call(call: ToolCall, *, engine, registry: Registry) -> Report:
-    """Run one call in this process: find the tool and dataset, check roles, run."""
-    tool = registry.get(call.tool)
+def execute_call(tool: BaseTool, call: ToolCall, *, engine: Engine) -> Report:
+    """Run one call in this process: find the dataset, check the tool's roles, run."""
     params = tool.params_model.model_validate(call.params.model_dump())
     dataset = None
     if tool.needs_dataset:
@@ -184,11 +186,11 @@ def execute_call(call: ToolCall, *, engine, registry: Registry) -> Report:
     return tool.run(dataset, params)
 
 
-def _work(sender: Connection, db_url: str, call: ToolCall) -> None:
+def _work(sender: Connection, db_url: str, tool: BaseTool, call: ToolCall) -> None:
     """Entry point of a job process: run the call and send back the outcome."""
     engine = make_engine(db_url)
     try:
-        report = execute_call(call, engine=engine, registry=load_registry())
+        report = execute_call(tool, call, engine=engine)
         sender.send(("ok", report))
     except MarketbotError as exc:
         sender.send(("error", exc))
