@@ -25,22 +25,38 @@ def _alias(name: str) -> AliasChoices:
 class Settings(BaseSettings):
     """All settings, validated once at start-up. Names match `.env.example`."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_file=".env", env_ignore_empty=True, extra="ignore", populate_by_name=True
+    )
 
-    telegram_bot_token: SecretStr | None = Field(None, validation_alias=_alias("TELEGRAM_BOT_TOKEN"))
+    telegram_bot_token: SecretStr | None = Field(
+        None, validation_alias=_alias("TELEGRAM_BOT_TOKEN")
+    )
     telegram_api_base_url: str = Field(
         "https://api.telegram.org/bot", validation_alias=_alias("TELEGRAM_API_BASE_URL")
     )
-    telegram_api_file_url: str | None = Field(None, validation_alias=_alias("TELEGRAM_API_FILE_URL"))
+    telegram_api_file_url: str | None = Field(
+        None, validation_alias=_alias("TELEGRAM_API_FILE_URL")
+    )
     database_url: str | None = Field(None, validation_alias=_alias("DATABASE_URL"))
-    data_dir: Path = Field(default_factory=_default_data_dir, validation_alias=_alias("MARKETBOT_DATA_DIR"))
-    allowed_user_ids: IdList = Field(default_factory=list, validation_alias=_alias("ALLOWED_USER_IDS"))
-    allowed_chat_ids: IdList = Field(default_factory=list, validation_alias=_alias("ALLOWED_CHAT_IDS"))
+    data_dir: Path = Field(
+        default_factory=_default_data_dir, validation_alias=_alias("MARKETBOT_DATA_DIR")
+    )
+    allowed_user_ids: IdList = Field(
+        default_factory=list, validation_alias=_alias("ALLOWED_USER_IDS")
+    )
+    allowed_chat_ids: IdList = Field(
+        default_factory=list, validation_alias=_alias("ALLOWED_CHAT_IDS")
+    )
     allow_everyone: bool = Field(False, validation_alias=_alias("MARKETBOT_ALLOW_EVERYONE"))
     max_upload_mb: float = Field(50, gt=0, validation_alias=_alias("MARKETBOT_MAX_UPLOAD_MB"))
     max_rows: int = Field(5_000_000, gt=0, validation_alias=_alias("MARKETBOT_MAX_ROWS"))
-    tool_time_limit_s: float = Field(120, gt=0, validation_alias=_alias("MARKETBOT_TOOL_TIME_LIMIT"))
-    memory_budget_mb: int = Field(1024, ge=64, validation_alias=_alias("MARKETBOT_MEMORY_BUDGET_MB"))
+    tool_time_limit_s: float = Field(
+        120, gt=0, validation_alias=_alias("MARKETBOT_TOOL_TIME_LIMIT")
+    )
+    memory_budget_mb: int = Field(
+        1024, ge=64, validation_alias=_alias("MARKETBOT_MEMORY_BUDGET_MB")
+    )
     workers: int = Field(
         default_factory=lambda: max(1, os.cpu_count() or 1),
         ge=1,
@@ -62,7 +78,9 @@ class Settings(BaseSettings):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name like Europe/Berlin") from exc
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name like Europe/Berlin"
+            ) from exc
         return value
 
     @field_validator("log_level")
