@@ -245,9 +245,9 @@ def escape(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-def render_telegram(reply: Reply, *, tool: str = "") -> list[Message]:
+def render_telegram(reply: Reply) -> list[Message]:
     """Turn a reply into Telegram messages: texts, then charts, then documents."""
-    blocks, documents = _reply_blocks(reply, tool)
+    blocks, documents = _reply_blocks(reply, reply.tool)
     messages: list[Message] = [TextMessage(part) for part in pack_blocks(blocks)]
     report = reply.report
     if report is not None:
@@ -451,7 +451,7 @@ def _cut_text(text: str, room: int) -> tuple[str, str]:
 # Terminal --------------------------------------------------------------------------------
 
 
-def render_terminal(reply: Reply, *, out_dir: Path, width: int = 100, tool: str = "") -> str:
+def render_terminal(reply: Reply, *, out_dir: Path, width: int = 100) -> str:
     """Render a reply as terminal text; charts and files are saved and their paths printed."""
     lines: list[str] = []
     if reply.text:
@@ -462,7 +462,7 @@ def render_terminal(reply: Reply, *, out_dir: Path, width: int = 100, tool: str 
     saved: list[Path] = []
     if report is not None:
         lines.extend(_terminal_report(report, width=width))
-        saved.extend(_save_report_files(report, out_dir, tool or report.title))
+        saved.extend(_save_report_files(report, out_dir, reply.tool or report.title))
     saved.extend(save_file(file, out_dir) for file in reply.files)
     lines.extend(f"saved {path}" for path in saved)
     for number, button in enumerate(reply.buttons, start=1):

@@ -29,3 +29,5 @@ class Reply:
     buttons: list[Button] = field(default_factory=list)
     files: list[Attachment] = field(default_factory=list)
     error: bool = False
+    #: The tool that made the report, used to name files (`segment-1.csv`).
+    tool: str = ""
