@@ -39,7 +39,7 @@ matplotlib.use("Agg")  # no display on servers; must precede any backend use
 from matplotlib import font_manager
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +186,19 @@ def thousands(value: float, _position: object = None) -> str:
     return f"{value:,.0f}" if magnitude >= 10 or value == int(value) else f"{value:.2g}"
 
 
+def log_scale(ax: Axes, which: str = "y") -> None:
+    """Log scale on axis `which` ("x" or "y"), labelled 1, 2, 5, 10, 20, ... not 10^n."""
+    if which == "y":
+        ax.set_yscale("log")
+        axis = ax.yaxis
+    else:
+        ax.set_xscale("log")
+        axis = ax.xaxis
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(thousands))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def bar_chart(
     labels: Sequence[object],
     values: Sequence[float],
@@ -251,9 +264,9 @@ def scatter(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if log_x:
-        ax.set_xscale("log")
+        log_scale(ax, "x")
     if log_y:
-        ax.set_yscale("log")
+        log_scale(ax, "y")
     return to_png(figure)
 
 
