@@ -555,3 +555,192 @@ def _items_of(itemsets: FrequentItemsets, nodes: np.ndarray, size: int) -> np.nd
         items[:, column] = itemsets.item[current]
         current = itemsets.parent[current]
     return items
+
+
+#: Columns of the rules frame, in order.
+RULE_COLUMNS = (
+    "antecedents",
+    "consequents",
+    "antecedent support",
+    "consequent support",
+    "support",
+    "confidence",
+    "lift",
+    "leverage",
+    "conviction",
+    "count",
+)
+#: Bytes one rule costs in the frame (two tuples of numbers and eight metrics).
+BYTES_PER_RULE = 400
+
+
+def association_rules(
+    itemsets: FrequentItemsets,
+    *,
+    min_confidence: float = 0.0,
+    min_lift: float = 0.0,
+    prune_redundant: bool = False,
+    memory_budget_mb: float = 1024,
+) -> pd.DataFrame:
+    """Rules A -> C from every split of every frequent itemset, with their metrics.
+
+    `antecedents` and `consequents` are tuples of basket-matrix columns. The metrics follow
+    mlxtend's `association_rules`: support of A+C, confidence P(C|A), lift (confidence over
+    the support of C), leverage (support minus the support expected if A and C were
+    independent), conviction (infinite when the confidence is 1) and `count`, the number
+    of baskets holding A+C.
+
+    With `prune_redundant`, a rule is dropped when a more general rule (same consequent,
+    an antecedent that is a proper subset) has at least its confidence: the longer
+    antecedent adds nothing. That general rule is itself kept, since it passes every
+    confidence and lift threshold the longer one does.
+    """
+    parts: list[_RuleBatch] = []
+    for size in range(2, itemsets.max_size + 1):
+        nodes, items = itemsets.members(size)
+        for mask in range(1, (1 << size) - 1):
+            batch = _RuleBatch.split(itemsets, nodes, items, mask)
+            keep = batch.passes(min_confidence, min_lift, itemsets.n_baskets)
+            if prune_redundant and batch.antecedent_size >= 2:
+                keep[keep] = ~batch.take(keep).redundant(itemsets)
+            if keep.any():
+                parts.append(batch.take(keep))
+    kept = sum(len(part.nodes) for part in parts)
+    if kept * BYTES_PER_RULE > memory_budget_mb * 1024 * 1024:
+        raise MemoryBudgetError(
+            f"There are {kept:,} rules, too many to list within the memory budget.",
+            hint="Raise min_support, min_confidence or min_lift.",
+        )
+    return _rules_frame(itemsets, parts)
+
+
+def _positions(mask: int, size: int) -> list[int]:
+    return [position for position in range(size) if mask >> position & 1]
+
+
+@dataclass(frozen=True)
+class _RuleBatch:
+    """Rules from splitting itemsets of one size the same way (antecedent positions `mask`).
+
+    Counts are basket counts of the whole itemset (A+C), of A and of C.
+    """
+
+    nodes: np.ndarray
+    items: np.ndarray
+    mask: int
+    antecedent: np.ndarray
+    consequent: np.ndarray
+    count: np.ndarray
+    antecedent_count: np.ndarray
+    consequent_count: np.ndarray
+
+    @classmethod
+    def split(
+        cls, itemsets: FrequentItemsets, nodes: np.ndarray, items: np.ndarray, mask: int
+    ) -> _RuleBatch:
+        size = items.shape[1]
+        complement = ((1 << size) - 1) ^ mask
+        # Every subset of a frequent itemset is frequent, so both lookups always succeed.
+        antecedent = itemsets.lookup(items[:, _positions(mask, size)])
+        consequent = itemsets.lookup(items[:, _positions(complement, size)])
+        return cls(
+            nodes,
+            items,
+            mask,
+            antecedent,
+            consequent,
+            itemsets.count[nodes],
+            itemsets.count[antecedent],
+            itemsets.count[consequent],
+        )
+
+    @property
+    def antecedent_size(self) -> int:
+        return self.mask.bit_count()
+
+    @property
+    def consequent_size(self) -> int:
+        return self.items.shape[1] - self.antecedent_size
+
+    def take(self, keep: np.ndarray) -> _RuleBatch:
+        return _RuleBatch(
+            self.nodes[keep],
+            self.items[keep],
+            self.mask,
+            self.antecedent[keep],
+            self.consequent[keep],
+            self.count[keep],
+            self.antecedent_count[keep],
+            self.consequent_count[keep],
+        )
+
+    def passes(self, min_confidence: float, min_lift: float, n_baskets: int) -> np.ndarray:
+        confidence = self.count / self.antecedent_count
+        lift = confidence / (self.consequent_count / n_baskets)
+        return (confidence >= min_confidence) & (lift >= min_lift)
+
+    def redundant(self, itemsets: FrequentItemsets) -> np.ndarray:
+        """Whether some antecedent subset A' gives conf(A' -> C) >= conf(A -> C)."""
+        size = self.items.shape[1]
+        complement = ((1 << size) - 1) ^ self.mask
+        found = np.zeros(len(self.nodes), dtype=bool)
+        submask = (self.mask - 1) & self.mask
+        while submask:
+            general = itemsets.lookup(self.items[:, _positions(submask, size)])
+            union = itemsets.lookup(self.items[:, _positions(submask | complement, size)])
+            # conf' >= conf, cross-multiplied to stay in exact integers.
+            general_hits = itemsets.count[union] * self.antecedent_count
+            found |= general_hits >= self.count * itemsets.count[general]
+            submask = (submask - 1) & self.mask
+        return found
+
+    def sides(self, columns: np.ndarray) -> tuple[list[tuple], list[tuple]]:
+        """Antecedents and consequents as tuples of basket-matrix columns."""
+        size = self.items.shape[1]
+        complement = ((1 << size) - 1) ^ self.mask
+        as_columns = columns[self.items]
+        left = as_columns[:, _positions(self.mask, size)].tolist()
+        right = as_columns[:, _positions(complement, size)].tolist()
+        return [tuple(row) for row in left], [tuple(row) for row in right]
+
+
+def _rules_frame(itemsets: FrequentItemsets, parts: list[_RuleBatch]) -> pd.DataFrame:
+    """The rules of all batches as one frame with mlxtend's metric names (`RULE_COLUMNS`)."""
+    antecedents: list[tuple] = []
+    consequents: list[tuple] = []
+    for part in parts:
+        left, right = part.sides(itemsets.columns)
+        antecedents.extend(left)
+        consequents.extend(right)
+
+    def gather(name: str) -> np.ndarray:
+        values = [getattr(part, name) for part in parts]
+        return np.concatenate(values) if values else np.empty(0, dtype=np.int64)
+
+    n = itemsets.n_baskets
+    count, antecedent, consequent = (
+        gather("count"),
+        gather("antecedent_count"),
+        gather("consequent_count"),
+    )
+    support, antecedent_support, consequent_support = count / n, antecedent / n, consequent / n
+    confidence = count / antecedent if len(count) else np.empty(0)
+    with np.errstate(divide="ignore"):
+        conviction = np.where(
+            count < antecedent, (1 - consequent_support) / (1 - confidence), np.inf
+        )
+    frame = pd.DataFrame(
+        {
+            "antecedents": antecedents,
+            "consequents": consequents,
+            "antecedent support": antecedent_support,
+            "consequent support": consequent_support,
+            "support": support,
+            "confidence": confidence,
+            "lift": confidence / consequent_support,
+            "leverage": support - antecedent_support * consequent_support,
+            "conviction": conviction,
+            "count": count,
+        }
+    )
+    return frame.loc[:, list(RULE_COLUMNS)]
