@@ -71,6 +71,8 @@ SYSTEM_CJK_FAMILIES = (
 )
 #: Longest tick label, in characters, before it is shortened with an ellipsis.
 LABEL_WIDTH = 28
+#: Most bar labels written under a vertical bar chart.
+MAX_BAR_LABELS = 12
 
 _style_lock = threading.Lock()
 _style_applied = False
@@ -239,8 +241,11 @@ def draw_bars(
         ax.grid(axis="y", visible=False)
     else:
         ax.bar(positions, list(values), color=color)
+        # Past a dozen labels a phone cannot show them all; label every n-th bar.
+        step = max(1, -(-len(names) // MAX_BAR_LABELS))
+        shown = [name if index % step == 0 else "" for index, name in enumerate(names)]
         rotation = 45 if len(names) > 6 else 0
-        ax.set_xticks(positions, names, rotation=rotation, ha="right" if rotation else "center")
+        ax.set_xticks(positions, shown, rotation=rotation, ha="right" if rotation else "center")
         ax.yaxis.set_major_formatter(FuncFormatter(thousands))
         ax.grid(axis="x", visible=False)
 

@@ -64,9 +64,9 @@ ADVICE = {
 }
 
 _QUALIFIERS = {
-    0: ("recent", "mid recency", "lapsed"),
-    1: ("frequent", "mid frequency", "occasional"),
-    2: ("high spend", "mid spend", "low spend"),
+    0: ("more recent", "mid recency", "less recent"),
+    1: ("more frequent", "mid frequency", "less frequent"),
+    2: ("higher spend", "mid spend", "lower spend"),
 }
 
 
@@ -151,8 +151,9 @@ def query_rfm(
 ) -> pd.DataFrame:
     """Recency (days), frequency (orders) and monetary value (spend) per customer, via SQL.
 
-    Returns and cancellations are left out. Recency counts calendar days from the last
-    purchase date in the period. Without an order id, frequency counts purchase days.
+    Returns and cancellations are left out. Recency counts calendar days back from the
+    dataset's last sale in the period (guest checkouts included), not from today, so an
+    old export is not all "lost". Without an order id, frequency counts purchase days.
     """
     customer = dataset.quoted("customer_id", tool="segment")
     timestamp = dataset.quoted("timestamp", tool="segment")
@@ -172,7 +173,12 @@ def query_rfm(
     frame = dataset.read_sql(sql, bound)
     if frame.empty:
         raise EmptyDataError(_empty_message(since, until), hint=_date_range_hint(dataset))
-    return _add_recency(frame)
+    last_sale = dataset.read_sql(
+        f"SELECT MAX({timestamp}) AS last FROM {{table}} "
+        f"WHERE {quote_identifier(IS_RETURN)} = 0 AND {where}",
+        bound,
+    ).iloc[0]["last"]
+    return _add_recency(frame, reference=_day(last_sale))
 
 
 def period_filter(
@@ -228,11 +234,17 @@ def _require_amount(dataset: Dataset) -> None:
         )
 
 
-def _add_recency(frame: pd.DataFrame) -> pd.DataFrame:
+def _day(timestamp: object) -> pd.Timestamp:
+    return pd.Timestamp(str(timestamp)).normalize()
+
+
+def _add_recency(frame: pd.DataFrame, *, reference: pd.Timestamp) -> pd.DataFrame:
+    """Whole days from each customer's last purchase to the last sale in the period."""
     frame = frame.copy()
     last = pd.to_datetime(frame["last_purchase"], format="ISO8601").dt.normalize()
     frame["last_purchase"] = last
-    frame["recency_days"] = (last.max() - last).dt.days.astype(int)
+    frame["recency_days"] = (reference - last).dt.days.astype(int)
+    frame.attrs["reference"] = reference
     frame["orders"] = frame["orders"].astype(int)
     frame["spend"] = frame["spend"].astype(float).clip(lower=0)
     return frame.sort_values("customer", kind="stable").reset_index(drop=True)
@@ -281,7 +293,7 @@ def segment_customers(rfm: pd.DataFrame, *, k: int | str = "auto") -> Segmentati
     )
     names = name_segments(centroid_scores)
     customers["segment"] = [names[label] for label in labels]
-    reference = rfm["last_purchase"].max()
+    reference = rfm.attrs.get("reference", rfm["last_purchase"].max())
     return Segmentation(customers, names, chosen, silhouettes, reference)
 
 
@@ -398,7 +410,7 @@ def compare_by(segmentation: Segmentation, groups: pd.Series, column: str) -> Ta
     segments = segmentation.customers.set_index("customer")["segment"]
     joined = pd.DataFrame({"segment": segments, column: groups.reindex(segments.index)})
     joined[column] = joined[column].fillna("(missing)")
-    counts = pd.crosstab(joined[column], joined["segment"])
+    counts = pd.crosstab(joined[column], joined["segment"]).rename_axis(columns=None)
     order = counts.sum(axis=1).sort_values(ascending=False, kind="stable").index
     counts = counts.loc[order]
     if len(counts) > BY_ROWS:
