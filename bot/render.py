@@ -459,12 +459,13 @@ def render_terminal(reply: Reply, *, out_dir: Path, width: int = 100) -> str:
     if reply.hint:
         lines.append(f"  {reply.hint}")
     report = reply.report
-    saved: list[Path] = []
+    saved: list[tuple[Path, str]] = []
     if report is not None:
         lines.extend(_terminal_report(report, width=width))
         saved.extend(_save_report_files(report, out_dir, reply.tool or report.title))
-    saved.extend(save_file(file, out_dir) for file in reply.files)
-    lines.extend(f"saved {path}" for path in saved)
+    saved.extend((save_file(file, out_dir), file.caption) for file in reply.files)
+    for path, caption in saved:
+        lines.append(f"saved {path}" + (f"  ({caption})" if caption else ""))
     for number, button in enumerate(reply.buttons, start=1):
         lines.append(f"  [{number}] {button.label}  ({button.command})")
     return "\n".join(lines)
@@ -484,16 +485,18 @@ def _terminal_report(report: Report, *, width: int) -> list[str]:
     return lines
 
 
-def _save_report_files(report: Report, out_dir: Path, stem: str) -> list[Path]:
-    paths = []
+def _save_report_files(report: Report, out_dir: Path, stem: str) -> list[tuple[Path, str]]:
+    stem = safe_filename(stem)
+    saved = []
     for number, chart in enumerate(report.charts, start=1):
-        paths.append(_unique_write(out_dir, f"{safe_filename(stem)}-chart{number}.png", chart.png))
+        path = _unique_write(out_dir, f"{stem}-chart{number}.png", chart.png)
+        saved.append((path, chart.caption))
     for number, table in enumerate(report.tables, start=1):
         if len(table.frame) > TERMINAL_ROWS:
-            name = f"{safe_filename(stem)}-{number}.csv"
-            paths.append(_unique_write(out_dir, name, table_csv(table)))
-    paths.extend(save_file(file, out_dir) for file in report.files)
-    return paths
+            path = _unique_write(out_dir, f"{stem}-{number}.csv", table_csv(table))
+            saved.append((path, table.caption or "the whole table"))
+    saved.extend((save_file(file, out_dir), file.caption) for file in report.files)
+    return saved
 
 
 def save_file(file: Attachment, out_dir: Path) -> Path:
