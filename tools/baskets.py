@@ -13,7 +13,7 @@ budget is checked first.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -51,6 +51,7 @@ class Baskets:
         items: name of each matrix column.
         item_counts: baskets containing each item, for every item (kept or not), by name.
         n_baskets: all baskets, including those with no kept item: the support denominator.
+        multi_item: baskets with at least two different items (kept or not).
         unit: what one basket is, in words ("order", "customer and day", "row").
     """
 
@@ -58,6 +59,7 @@ class Baskets:
     items: list[str]
     item_counts: pd.Series
     n_baskets: int
+    multi_item: int
     unit: str
 
 
@@ -66,14 +68,29 @@ def load_baskets(
     *,
     basket: BasketUnit = "order",
     level: ItemLevel = "product",
-    min_count: int = 1,
+    min_count: int | Callable[[int], int] = 1,
     memory_budget_mb: float = 1024,
 ) -> Baskets:
-    """Read baskets, keeping only items found in at least `min_count` baskets."""
+    """Read baskets, keeping only items found in at least `min_count` baskets.
+
+    `min_count` may be a function of the number of baskets (known only once counted),
+    such as the count a minimum support means.
+    """
+    min_count_of = _as_function(min_count)
     budget = int(memory_budget_mb * 1024 * 1024)
     if dataset.info.kind == "onehot":
-        return _OneHotReader(dataset, budget).read(min_count)
-    return _LineReader(dataset, basket, level, budget).read(min_count)
+        return _OneHotReader(dataset, budget).read(min_count_of)
+    return _LineReader(dataset, basket, level, budget).read(min_count_of)
+
+
+def _as_function(min_count: int | Callable[[int], int]) -> Callable[[int], int]:
+    if callable(min_count):
+        return min_count
+
+    def fixed(_n_baskets: int) -> int:
+        return min_count
+
+    return fixed
 
 
 class _LineReader:
@@ -90,7 +107,7 @@ class _LineReader:
             conditions.append(f"{quote_identifier(IS_RETURN)} = 0")
         self.where = " AND ".join(conditions)
 
-    def read(self, min_count: int) -> Baskets:
+    def read(self, min_count_of: Callable[[int], int]) -> Baskets:
         # Count first: item counts decide which pairs are worth reading at all.
         counts = self._item_counts()
         if counts.empty:
@@ -98,14 +115,15 @@ class _LineReader:
                 "There are no baskets: every line is a return or lacks a basket or item.",
                 hint="Check the column roles with /describe.",
             )
-        n_baskets = self._basket_count()
+        n_baskets, multi_item = self._basket_counts()
+        min_count = min_count_of(n_baskets)
         kept = counts[counts >= min_count]
         self._check_budget(int(kept.sum()))
 
         # Then read the (basket, item) pairs of kept items, chunk by chunk.
         items = list(kept.index)
         matrix = self._pairs(items, min_count)
-        return Baskets(matrix, items, counts, n_baskets, self.unit)
+        return Baskets(matrix, items, counts, n_baskets, multi_item, self.unit)
 
     def _item_counts(self) -> pd.Series:
         frame = self.dataset.read_sql(
@@ -116,11 +134,15 @@ class _LineReader:
         # Different raw values can print the same (1 and "1"); merge them.
         return counts.groupby(level=0).sum().sort_values(ascending=False, kind="stable")
 
-    def _basket_count(self) -> int:
+    def _basket_counts(self) -> tuple[int, int]:
+        """All baskets, and those with at least two different items."""
         frame = self.dataset.read_sql(
-            f"SELECT COUNT(DISTINCT {self.basket_sql}) AS n FROM {{table}} WHERE {self.where}"
+            f"SELECT COUNT(*) AS baskets, "
+            f"COALESCE(SUM(CASE WHEN items >= 2 THEN 1 ELSE 0 END), 0) AS multi FROM ("
+            f"SELECT COUNT(DISTINCT {self.item_sql}) AS items FROM {{table}} "
+            f"WHERE {self.where} GROUP BY {self.basket_sql}) AS per_basket"
         )
-        return int(frame["n"].iloc[0])
+        return int(frame["baskets"].iloc[0]), int(frame["multi"].iloc[0])
 
     def _pairs(self, items: list[str], min_count: int) -> sp.csr_matrix:
         sql = (
@@ -204,7 +226,7 @@ class _OneHotReader:
         skipped = {*dataset.roles.values(), IS_RETURN, LINE_AMOUNT}
         self.candidates = [name for name in dataset.info.columns if name not in skipped]
 
-    def read(self, min_count: int) -> Baskets:
+    def read(self, min_count_of: Callable[[int], int]) -> Baskets:
         if not self.candidates:
             raise EmptyDataError("This table has no item columns.")
         self._check_budget()
@@ -222,6 +244,7 @@ class _OneHotReader:
         names = [self.candidates[index] for index in keep]
         counts = np.asarray(matrix[:, keep].sum(axis=0)).ravel()
         item_counts = pd.Series(counts, index=names).sort_values(ascending=False, kind="stable")
+        min_count = min_count_of(matrix.shape[0])
         chosen = [index for index, count in zip(keep, counts, strict=True) if count >= min_count]
         columns = [self.candidates[index] for index in chosen]
         return Baskets(matrix[:, chosen].tocsr(), columns, item_counts, matrix.shape[0], "row")
