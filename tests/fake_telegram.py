@@ -39,6 +39,8 @@ class Call:
     files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     at: float = field(default_factory=time.monotonic)
     status: int = 200
+    #: The id of the message this call sent or edited (the first one, for an album).
+    message_id: int | None = None
 
     @property
     def chat_id(self) -> int | None:
@@ -221,11 +223,17 @@ class FakeTelegram:
         if method == "getUpdates":
             return 200, {"ok": True, "result": self._get_updates(params)}
         with self._condition:
-            self._record(Call(method, params, files))
+            call = Call(method, params, files)
             answer = getattr(self, f"_api_{method}", None)
             if answer is None:
+                self._record(call)
                 return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
-            return 200, {"ok": True, "result": answer(params, files)}
+            result = answer(params, files)
+            first = result[0] if isinstance(result, list) and result else result
+            if isinstance(first, dict) and "message_id" in first:
+                call.message_id = first["message_id"]
+            self._record(call)
+            return 200, {"ok": True, "result": result}
 
     def download(self, file_path: str) -> bytes | None:
         with self._condition:
