@@ -69,7 +69,7 @@ class FakeTelegram:
         self._files: dict[str, bytes] = {}
         self._sent: dict[tuple[int, int], dict[str, Any]] = {}
         self._chat_types: dict[int, str] = {}
-        self._failures: dict[str, list[int]] = {}
+        self._failures: dict[str, list[tuple[int, int]]] = {}
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
         self._condition = threading.Condition()
@@ -164,10 +164,12 @@ class FakeTelegram:
         }
         return self._queue({"callback_query": query})
 
-    def fail_next(self, method: str, *, retry_after: int = 1, times: int = 1) -> None:
-        """Answer the next `times` calls of `method` with 429 Too Many Requests."""
+    def fail_next(
+        self, method: str, *, retry_after: int = 1, times: int = 1, error_code: int = 429
+    ) -> None:
+        """Answer the next `times` calls of `method` with an error, by default 429 flood."""
         with self._condition:
-            self._failures.setdefault(method, []).extend([retry_after] * times)
+            self._failures.setdefault(method, []).extend([(error_code, retry_after)] * times)
 
     # Reading what the bot did --------------------------------------------------------------
 
@@ -212,14 +214,9 @@ class FakeTelegram:
         with self._condition:
             failures = self._failures.get(method)
             if failures:
-                retry_after = failures.pop(0)
-                self._record(Call(method, params, files, status=429))
-                return 429, {
-                    "ok": False,
-                    "error_code": 429,
-                    "description": f"Too Many Requests: retry after {retry_after}",
-                    "parameters": {"retry_after": retry_after},
-                }
+                error_code, retry_after = failures.pop(0)
+                self._record(Call(method, params, files, status=error_code))
+                return error_code, _error(error_code, retry_after)
         if method == "getUpdates":
             return 200, {"ok": True, "result": self._get_updates(params)}
         with self._condition:
@@ -368,6 +365,17 @@ class FakeTelegram:
 
 
 # Helpers ---------------------------------------------------------------------------------
+
+
+def _error(error_code: int, retry_after: int) -> dict[str, Any]:
+    if error_code == 429:
+        return {
+            "ok": False,
+            "error_code": 429,
+            "description": f"Too Many Requests: retry after {retry_after}",
+            "parameters": {"retry_after": retry_after},
+        }
+    return {"ok": False, "error_code": error_code, "description": "Bad Request: injected"}
 
 
 def _user(user_id: int) -> dict[str, Any]:

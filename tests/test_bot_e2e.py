@@ -349,11 +349,28 @@ def test_forget_asks_first_and_the_button_deletes(bot, orders_csv):
     assert "no data yet" in texts(bot.say(TEAMMATE, "/datasets"))
 
 
+def test_a_failing_update_is_logged_with_a_reference_and_the_bot_keeps_serving(bot):
+    bot.fake.fail_next("sendMessage", error_code=400)
+    calls = bot.exchange(
+        TEAMMATE,
+        lambda: bot.fake.send_text(TEAMMATE, "/help", user_id=TEAMMATE),
+        done=lambda call: "something went wrong" in call.text,
+    )
+    apology = texts(calls)
+    reference = apology.split("(ref ")[1].split(")")[0]
+    assert len(reference) == 6
+    log = bot.log()
+    assert f"update failed ref={reference} chat={TEAMMATE}" in log
+    assert "Traceback" in log.split(f"ref={reference}")[1]
+    assert "/help" in texts(bot.say(TEAMMATE, "/help"))
+
+
 def test_the_log_has_one_line_per_job_and_never_the_token(shop):
     log = shop.log()
     assert TOKEN not in log and TOKEN.split(":")[1] not in log
     assert f"tool=segment chat={OWNER} rows=" in log
-    assert "Traceback" not in log
+    # Every traceback belongs to an update failure with a reference.
+    assert log.count("Traceback") == log.count("update failed ref=")
 
 
 def _message_id(call: Call) -> int:
