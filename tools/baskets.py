@@ -52,7 +52,7 @@ class Baskets:
         item_counts: baskets containing each item, for every item (kept or not), by name.
         n_baskets: all baskets, including those with no kept item: the support denominator.
         multi_item: baskets with at least two different items (kept or not).
-        unit: what one basket is, in words ("order", "customer and day", "row").
+        unit: what one basket is, in words ("order", "customer and day", "customer", "row").
     """
 
     matrix: sp.csr_matrix
@@ -99,9 +99,9 @@ class _LineReader:
     def __init__(self, dataset: Dataset, basket: BasketUnit, level: ItemLevel, budget: int):
         self.dataset = dataset
         self.budget = budget
-        self.basket_sql = _basket_expression(dataset, basket)
+        self.unit = _unit(dataset, basket)
+        self.basket_sql = _basket_expression(dataset, self.unit)
         self.item_sql = _item_expression(dataset, level)
-        self.unit = "order" if basket == "order" else "customer and day"
         conditions = [f"{self.basket_sql} IS NOT NULL", f"{self.item_sql} IS NOT NULL"]
         if IS_RETURN in dataset.info.columns:
             conditions.append(f"{quote_identifier(IS_RETURN)} = 0")
@@ -176,12 +176,25 @@ class _LineReader:
             )
 
 
-def _basket_expression(dataset: Dataset, basket: BasketUnit) -> str:
-    if basket == "order":
+def _unit(dataset: Dataset, basket: BasketUnit) -> str:
+    """What one basket is. Without order ids, a customer's day (or all a customer bought)."""
+    if basket == "order" and not dataset.has("order_id"):
+        if dataset.has("customer_id") and dataset.has("timestamp"):
+            return "customer and day"
+        if dataset.has("customer_id"):
+            return "customer"
+        dataset.require("order_id", tool="rules")
+    return "order" if basket == "order" else "customer and day"
+
+
+def _basket_expression(dataset: Dataset, unit: str) -> str:
+    if unit == "order":
         return dataset.quoted("order_id", tool="rules")
-    customer = dataset.quoted("customer_id", tool="rules")
+    customer = f"CAST({dataset.quoted('customer_id', tool='rules')} AS TEXT)"
+    if unit == "customer":
+        return customer
     day = f"substr(CAST({dataset.quoted('timestamp', tool='rules')} AS TEXT), 1, 10)"
-    return f"(CAST({customer} AS TEXT) || '|' || {day})"
+    return f"({customer} || '|' || {day})"
 
 
 def _item_expression(dataset: Dataset, level: ItemLevel) -> str:
@@ -247,7 +260,10 @@ class _OneHotReader:
         min_count = min_count_of(matrix.shape[0])
         chosen = [index for index, count in zip(keep, counts, strict=True) if count >= min_count]
         columns = [self.candidates[index] for index in chosen]
-        return Baskets(matrix[:, chosen].tocsr(), columns, item_counts, matrix.shape[0], "row")
+        items_per_row = np.diff(matrix[:, keep].tocsr().indptr)
+        multi_item = int((items_per_row >= 2).sum())
+        kept = matrix[:, chosen].tocsr()
+        return Baskets(kept, columns, item_counts, matrix.shape[0], multi_item, "row")
 
     def _blocks(self) -> tuple[list[sp.csr_matrix], np.ndarray]:
         """Chunks of the table as sparse blocks, and which columns held only 0/1."""

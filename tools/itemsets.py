@@ -29,6 +29,7 @@ lookups are binary searches.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -579,7 +580,8 @@ def association_rules(
     *,
     min_confidence: float = 0.0,
     min_lift: float = 0.0,
-    prune_redundant: bool = False,
+    redundant: Literal["keep", "flag", "drop"] = "keep",
+    antecedent_column: int | None = None,
     memory_budget_mb: float = 1024,
 ) -> pd.DataFrame:
     """Rules A -> C from every split of every frequent itemset, with their metrics.
@@ -590,28 +592,52 @@ def association_rules(
     independent), conviction (infinite when the confidence is 1) and `count`, the number
     of baskets holding A+C.
 
-    With `prune_redundant`, a rule is dropped when a more general rule (same consequent,
-    an antecedent that is a proper subset) has at least its confidence: the longer
-    antecedent adds nothing. That general rule is itself kept, since it passes every
-    confidence and lift threshold the longer one does.
+    A rule is redundant when a more general rule (same consequent, an antecedent that is a
+    proper subset) has at least its confidence: the longer antecedent adds nothing. The
+    general rule passes every confidence and lift threshold the longer one does, so it is
+    always among the results. `redundant` keeps such rules, flags them in a `redundant`
+    column, or drops them. `antecedent_column` keeps only rules with that item on the left.
     """
+    focus = None
+    if antecedent_column is not None:
+        matches = np.flatnonzero(itemsets.columns == antecedent_column)
+        focus = int(matches[0]) if len(matches) else -1
     parts: list[_RuleBatch] = []
     for size in range(2, itemsets.max_size + 1):
         nodes, items = itemsets.members(size)
         for mask in range(1, (1 << size) - 1):
-            batch = _RuleBatch.split(itemsets, nodes, items, mask)
+            chosen = _with_item_left(items, mask, focus)
+            batch = _RuleBatch.split(itemsets, nodes[chosen], items[chosen], mask)
             keep = batch.passes(min_confidence, min_lift, itemsets.n_baskets)
-            if prune_redundant and batch.antecedent_size >= 2:
-                keep[keep] = ~batch.take(keep).redundant(itemsets)
-            if keep.any():
-                parts.append(batch.take(keep))
+            batch = batch.take(keep)
+            if redundant != "keep" and batch.antecedent_size >= 2:
+                batch = batch.flagged(itemsets, drop=redundant == "drop")
+            if len(batch.nodes):
+                parts.append(batch)
     kept = sum(len(part.nodes) for part in parts)
     if kept * BYTES_PER_RULE > memory_budget_mb * 1024 * 1024:
         raise MemoryBudgetError(
             f"There are {kept:,} rules, too many to list within the memory budget.",
             hint="Raise min_support, min_confidence or min_lift.",
         )
-    return _rules_frame(itemsets, parts)
+    frame = _rules_frame(itemsets, parts)
+    if redundant == "flag":
+        flags = [
+            np.zeros(len(part.nodes), dtype=bool)
+            if part.redundant_flags is None
+            else part.redundant_flags
+            for part in parts
+        ]
+        frame["redundant"] = np.concatenate(flags) if flags else np.empty(0, dtype=bool)
+    return frame
+
+
+def _with_item_left(items: np.ndarray, mask: int, focus: int | None) -> np.ndarray:
+    """Rows whose antecedent (positions in `mask`) holds item `focus`; all when no focus."""
+    if focus is None:
+        return np.ones(len(items), dtype=bool)
+    positions = _positions(mask, items.shape[1])
+    return (items[:, positions] == focus).any(axis=1)
 
 
 def _positions(mask: int, size: int) -> list[int]:
@@ -633,6 +659,7 @@ class _RuleBatch:
     count: np.ndarray
     antecedent_count: np.ndarray
     consequent_count: np.ndarray
+    redundant_flags: np.ndarray | None = None
 
     @classmethod
     def split(
@@ -672,7 +699,15 @@ class _RuleBatch:
             self.count[keep],
             self.antecedent_count[keep],
             self.consequent_count[keep],
+            None if self.redundant_flags is None else self.redundant_flags[keep],
         )
+
+    def flagged(self, itemsets: FrequentItemsets, *, drop: bool) -> _RuleBatch:
+        """This batch with redundant rules marked, or left out when `drop`."""
+        flags = self.redundant(itemsets)
+        if drop:
+            return self.take(~flags)
+        return dataclasses.replace(self, redundant_flags=flags)
 
     def passes(self, min_confidence: float, min_lift: float, n_baskets: int) -> np.ndarray:
         confidence = self.count / self.antecedent_count
@@ -725,7 +760,8 @@ def _rules_frame(itemsets: FrequentItemsets, parts: list[_RuleBatch]) -> pd.Data
     )
     support, antecedent_support, consequent_support = count / n, antecedent / n, consequent / n
     confidence = count / antecedent if len(count) else np.empty(0)
-    with np.errstate(divide="ignore"):
+    # Confidence 1 divides by zero: conviction is infinite there, as in mlxtend.
+    with np.errstate(divide="ignore", invalid="ignore"):
         conviction = np.where(
             count < antecedent, (1 - consequent_support) / (1 - confidence), np.inf
         )

@@ -452,6 +452,7 @@ def _unit_words(unit: str) -> tuple[str, str]:
     return {
         "order": ("order", "orders"),
         "customer and day": ("shopping day", "shopping days"),
+        "customer": ("customer", "customers"),
     }.get(unit, ("basket", "baskets"))
 
 
