@@ -105,7 +105,7 @@ def run_worker(contender: str, data: str, groceries_path: Path, out: Path) -> No
     out.write_bytes(pickle.dumps(result))
 
 
-def _prepare(contender: str, matrix: sp.csr_matrix):
+def _prepare(contender: str, matrix: sp.csr_matrix) -> sp.csr_matrix | tuple[pd.DataFrame, int]:
     if contender.startswith("ours"):
         return matrix
     counts = np.bincount(matrix.indices, minlength=matrix.shape[1])
@@ -114,7 +114,7 @@ def _prepare(contender: str, matrix: sp.csr_matrix):
     return frame, matrix.shape[0]
 
 
-def _mine(contender: str, prepared) -> dict[frozenset, int]:
+def _mine(contender: str, prepared: sp.csr_matrix | tuple) -> dict[frozenset, int]:
     """Itemsets (as frozensets of matrix columns) with their basket counts."""
     if contender.startswith("ours"):
         from tools.itemsets import mine

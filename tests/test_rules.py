@@ -14,6 +14,7 @@ from mlxtend.preprocessing import TransactionEncoder
 from bot.router import route_sentence
 from storage.errors import BadParameterError, EmptyDataError, MemoryBudgetError
 from storage.store import store_frame
+from tools import rules as rules_module
 from tools.baskets import load_baskets
 from tools.params import parse_params, split_words
 from tools.registry import Registry
@@ -360,6 +361,30 @@ def test_memory_guard_in_the_tool(shop) -> None:
     with pytest.raises(MemoryBudgetError) as caught:
         RulesTool(memory_budget_mb=1).run(shop, RulesParams(min_support=0.01))
     assert "min_support" in str(caught.value)
+
+
+def test_auto_support_backs_off_when_memory_runs_out(shop, tool, monkeypatch) -> None:
+    real_mine = rules_module.mine
+
+    def tight_mine(*args, min_support: float, **kwargs):
+        if min_support < 0.05:
+            raise MemoryBudgetError("over budget", hint="Raise min_support.")
+        return real_mine(*args, min_support=min_support, **kwargs)
+
+    monkeypatch.setattr(rules_module, "mine", tight_mine)
+    report = tool.run(shop, RulesParams(min_confidence=0.9))
+    assert report.facts["min_support"] == 0.05
+    assert "a lower support would not fit in memory" in report.text
+
+
+def test_item_rarer_than_the_support(engine, tool) -> None:
+    baskets = [["Bread", "Butter"]] * 30 + [["Jam", "Butter"]] * 2
+    frame = order_lines(baskets)
+    dataset = store_frame(engine, frame, chat_id=1, name="jam", roles=ORDER_ROLES, kind="orders")
+    report = tool.run(dataset, RulesParams(item="jam", min_support=0.2))
+    assert report.facts["rules"] == 0
+    assert "Jam is in too few baskets" in report.text
+    assert report.facts["item_support"] == pytest.approx(2 / 32)
 
 
 def test_apriori_gives_the_same_rules(shop, tool) -> None:

@@ -100,7 +100,9 @@ class _LineReader:
     (on 400,000 SQLite lines: 0.5 s against 4.7 s), and the counts are exact either way.
     """
 
-    def __init__(self, dataset: Dataset, basket: BasketUnit, level: ItemLevel, budget: int):
+    def __init__(
+        self, dataset: Dataset, basket: BasketUnit, level: ItemLevel, budget: int
+    ) -> None:
         self.dataset = dataset
         self.budget = budget
         self.unit = _unit(dataset, basket)

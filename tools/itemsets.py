@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -414,7 +415,9 @@ def _rows_of(owner: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return _indptr(lengths[long_rows]), value[np.repeat(long_rows, lengths)]
 
 
-def _join_keys(indptr: np.ndarray, entries: np.ndarray, joins: _JoinSpace):
+def _join_keys(
+    indptr: np.ndarray, entries: np.ndarray, joins: _JoinSpace
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (first entry position, join key) of every pair of entries in a row, chunked.
 
     Pairs come in order of the first position, then the second, so the pairs of one

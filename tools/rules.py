@@ -636,7 +636,9 @@ def _csv_caption() -> str:
     return "Every rule with support, confidence, lift, leverage, conviction and count"
 
 
-def _facts(result: RuleResult, useful: pd.DataFrame, top: pd.DataFrame) -> dict:
+def _facts(
+    result: RuleResult, useful: pd.DataFrame, top: pd.DataFrame
+) -> dict[str, float | int | str]:
     facts: dict[str, float | int | str] = {
         "rules": len(useful),
         "redundant_rules": int(result.rules["redundant"].sum()),
