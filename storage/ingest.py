@@ -255,6 +255,16 @@ def _chain(first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]) -> Iterator[pa
 # Planning from the first chunk ---------------------------------------------------------
 
 
+def detect_columns(
+    header: list[str], rows: list[list[str | None]], overrides: dict[str, str | None] | None = None
+) -> Detection:
+    """Roles and kind for a header and some rows of text, as an upload would get them."""
+    names = reader.column_names(header)
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    arrays = [pa.array(list(column), type=pa.string()) for column in columns]
+    return _plan(pa.RecordBatch.from_arrays(arrays, names=names), overrides or {}).detection
+
+
 def _plan(first: pa.RecordBatch, overrides: dict[str, str | None]) -> _Plan:
     names = list(first.schema.names)
     columns = {name: normalise_text(first.column(name)) for name in names}

@@ -172,6 +172,7 @@ _ALLOWED_TYPES = {
     "channel": {TEXT},
 }
 _SHOP_ORDER_NAME = re.compile(r"^#\d+$")
+_PAID = re.compile(r"实付|实际支付|paid")
 
 
 @dataclass(frozen=True)
@@ -269,10 +270,12 @@ def _candidates(profiles: list[ColumnProfile]) -> list[tuple[int, int, str, str]
             if profile.type in _ALLOWED_TYPES[role]:
                 # A product is a name more often than a number ("Item #" beside "Item Name").
                 bonus = int(role == "product" and profile.type == TEXT)
+                # What the buyer actually paid beats a list total ("实付" = paid).
+                bonus += int(role == "amount" and bool(_PAID.search(name)))
                 found.append((score + bonus, -position, role, profile.name))
         if profile.examples and all(_SHOP_ORDER_NAME.match(v) for v in profile.examples):
             found.append((EXACT + 1, -position, "order_id", profile.name))
-        if profile.type == TIMESTAMP:
+        if profile.type == TIMESTAMP and not _NOT["timestamp"].search(name):
             found.append((1, -position, "timestamp", profile.name))
     return sorted(found, reverse=True)
 
