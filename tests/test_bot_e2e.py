@@ -27,7 +27,7 @@ TEAMMATE = 43
 STRANGER = 7
 GROUP = -100200300
 MAX_UPLOAD_MB = 5
-SETTLE_S = 0.8
+SETTLE_S = 0.4
 
 pytestmark = pytest.mark.filterwarnings("error")
 

@@ -56,16 +56,18 @@ def test_scripted_upload_then_describe(data_dir, tmp_path):
     assert any(path.endswith(".png") for path in saved)
 
 
-def test_same_commands_and_errors_as_the_bot(data_dir):
-    out = shell(data_dir, "/help\n/segment k=99\n/segmnt\nhello there\n:upload /no/such.csv\n")
+def test_same_commands_and_errors_as_the_bot_until_quit(data_dir):
+    script = "/help\n/segment k=99\n/segmnt\nhello there\n:upload /no/such.csv\n:quit\n/datasets\n"
+    out = shell(data_dir, script)
     assert "/forget — " in out and "/segment — " in out
-    assert "! This chat has no data yet." in out or "! Bad value for k" in out
+    assert "! Bad value for k: '99'" in out and "Usage: /segment" in out
     assert "Did you mean /segment?" in out
     assert "I did not understand that." in out
     assert "! There is no file at /no/such.csv." in out
+    assert "no data yet" not in out  # nothing is read after :quit
 
 
-def test_buttons_are_pressed_by_number_and_chats_are_separate(data_dir):
+def test_buttons_are_pressed_by_number_and_demo_data_only_fills_an_empty_chat(data_dir):
     settings = Settings(_env_file=None, data_dir=data_dir)
     engine = open_store(settings)
     frame = pd.DataFrame({"order": ["1", "2"], "item": ["tea", "milk"]})
@@ -74,21 +76,13 @@ def test_buttons_are_pressed_by_number_and_chats_are_separate(data_dir):
         store_frame(engine, frame, chat_id=5, name=name, roles=roles, kind="baskets")
     engine.dispose()
 
-    out = shell(data_dir, "/datasets\n:press 1\n/datasets\n", "--chat", "5")
+    out = shell(data_dir, "/datasets\n:press 1\n/datasets\n", "--chat", "5", "--demo")
+    assert "Loading demo data" not in out
     assert "[1] Use spring  (/use spring)" in out
     assert "you> /use spring" in out and "Now using spring" in out
     assert "spring — 2 rows, baskets (active)" in out
-    other = shell(data_dir, "/datasets\n", "--chat", "6")
-    assert "no data yet" in other
 
 
-def test_quit_stops_reading(data_dir):
-    out = shell(data_dir, "/start\n:quit\n/help\n")
-    assert "Send me a CSV" in out and "/forget — " not in out
-
-
-def test_demo_loads_demo_data_once(data_dir):
+def test_demo_loads_demo_data_into_an_empty_chat(data_dir):
     out = shell(data_dir, "/datasets\n", "--demo", timeout=180)
-    assert "demo — " in out
-    again = shell(data_dir, "/datasets\n", "--demo")
-    assert "Loading demo data" not in again and again.count("demo — ") == 1
+    assert "Loading demo data" in out and "demo — " in out
