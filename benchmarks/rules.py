@@ -182,9 +182,10 @@ def _print_result(contender: str, result: dict | str, reference: dict | str | No
     )
 
 
-def _agreement(itemsets: dict, reference: dict | str | None) -> str:
-    if not isinstance(reference, dict):
+def _agreement(itemsets: dict, result: dict | str | None) -> str:
+    if not isinstance(result, dict):
         return "no reference to compare"
+    reference = result["itemsets"]
     if itemsets == reference:
         return "identical itemsets and supports"
     missing, extra = (
