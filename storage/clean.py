@@ -102,32 +102,35 @@ def normalise_text(values: pa.Array) -> pa.Array:
 
 
 def infer_type(values: pa.Array, *, time_header: bool = False) -> ColumnType:
-    """Decide a column's stored type from a sample of its (normalised) text."""
+    """Decide a column's stored type from a sample of its (normalised) text.
+
+    A type is chosen when at least TYPE_THRESHOLD of the sample's filled rows read as it;
+    the rest are counted as unreadable when the column is loaded.
+    """
     present = values.drop_null()
     if len(present) == 0:
         return ColumnType(TEXT)
-    uniques = pc.unique(present)
-    if len(uniques) > SAMPLE_UNIQUES:
-        uniques = uniques.slice(0, SAMPLE_UNIQUES)
-    sample = uniques.to_pylist()
+    counted = pc.value_counts(present)
+    sample = counted.field("values").to_pylist()[:SAMPLE_UNIQUES]
+    weights = np.asarray(counted.field("counts").to_pylist()[:SAMPLE_UNIQUES], dtype=float)
+    weights /= weights.sum()
 
-    if _share(sample, lambda v: bool(_INTEGER_RE.match(v))) >= 1.0:
-        return _integer_or_epoch(sample, time_header=time_header)
+    integers = np.array([bool(_INTEGER_RE.match(value)) for value in sample])
+    if weights[integers].sum() >= TYPE_THRESHOLD:
+        return _integer_or_epoch(
+            [v for v, ok in zip(sample, integers, strict=True) if ok], time_header=time_header
+        )
     lowered = {value.lower() for value in sample}
     if lowered <= _TRUE | _FALSE and lowered & _TRUE and lowered & _FALSE:
         return ColumnType(BOOLEAN)
-    date_format = pick_date_format(values.drop_null().slice(0, 20_000).to_pylist())
+    date_format = pick_date_format(present.slice(0, 20_000).to_pylist())
     if date_format:
         return ColumnType(TIMESTAMP, date_format=date_format)
     decimal_comma = _uses_decimal_comma(sample)
     numbers = parse_money(sample, decimal_comma=decimal_comma)
-    if np.mean(~np.isnan(numbers)) >= TYPE_THRESHOLD:
+    if weights[~np.isnan(numbers)].sum() >= TYPE_THRESHOLD:
         return ColumnType(REAL, decimal_comma=decimal_comma)
     return ColumnType(TEXT)
-
-
-def _share(sample: list[str], test: Callable[[str], bool]) -> float:
-    return sum(1 for value in sample if test(value)) / len(sample)
 
 
 def _integer_or_epoch(sample: list[str], *, time_header: bool) -> ColumnType:
@@ -149,8 +152,13 @@ def pick_date_format(sample: list[str]) -> str:
     """The date format that reads at least TYPE_THRESHOLD of the sample, or ""."""
     if not sample or not any(char.isdigit() for char in sample[0]):
         return ""
-    distinct = list(dict.fromkeys(sample))[:SAMPLE_UNIQUES]
-    rates = {fmt: float(parse_dates(distinct, fmt).notna().mean()) for fmt in DATE_FORMATS}
+    counts = pd.Series(sample).value_counts()
+    distinct = counts.index[:SAMPLE_UNIQUES].tolist()
+    weights = counts.to_numpy()[:SAMPLE_UNIQUES] / counts.to_numpy()[:SAMPLE_UNIQUES].sum()
+    rates = {
+        fmt: float(weights[parse_dates(distinct, fmt).notna().to_numpy()].sum())
+        for fmt in DATE_FORMATS
+    }
     best = max(rates.values())
     if best < TYPE_THRESHOLD:
         return ""

@@ -248,13 +248,22 @@ def detect_encoding(head: bytes) -> str:
     # GB18030 decodes most byte soup; accept it only if the text is then mostly Chinese.
     if _decodes(head, "gb18030"):
         text = _decode_head(head, "gb18030")
-        wide = [char for char in text if ord(char) > 127]
-        cjk = sum(
-            1 for char in wide if "\u4e00" <= char <= "\u9fff" or "\u3000" <= char <= "\u303f"
-        )
-        if wide and cjk / len(wide) > 0.8:
+        if _mostly_common_chinese(text):
             return "gb18030"
     return "cp1252"
+
+
+def _mostly_common_chinese(text: str) -> bool:
+    """Common Chinese characters take two bytes of 0xA1 and up in GBK; Latin-1 accents
+    followed by ASCII letters (`è` then `m`) also decode as GBK, but not in that range."""
+    wide = [char for char in text if ord(char) > 127]
+    if not wide:
+        return False
+    common = 0
+    for char in wide:
+        encoded = char.encode("gb18030")
+        common += len(encoded) == 2 and encoded[0] >= 0xA1 and encoded[1] >= 0xA1
+    return common / len(wide) > 0.9
 
 
 def _decodes(head: bytes, encoding: str) -> bool:
@@ -329,36 +338,47 @@ def text_chunks(source: Source, text_format: TextFormat) -> Iterator[Iterator[pa
         reader = pa_csv.open_csv(
             stream, read_options=read, parse_options=parse, convert_options=convert
         )
-        yield _batches(reader, source.path.name)
+        yield _batches(reader, source.path.name, parse.invalid_row_handler)
     except pa.ArrowInvalid as exc:
         raise _parse_error(source.path.name, exc) from None
     finally:
         stream.close()
 
 
-def _batches(reader: Any, name: str) -> Iterator[pa.RecordBatch]:
+def _batches(reader: Any, name: str, ragged: _RaggedRow) -> Iterator[pa.RecordBatch]:
     try:
         for batch in reader:
+            if ragged.problem is not None:
+                raise ragged.problem
             if batch.num_rows:
                 yield batch
     except pa.ArrowInvalid as exc:
         raise _parse_error(name, exc) from None
+    if ragged.problem is not None:
+        raise ragged.problem
 
 
 class _RaggedRow:
-    """Stop at the first row whose field count differs from the header's."""
+    """Remembers the first row whose field count differs from the header's.
+
+    Arrow cannot carry an exception out of this callback, so it skips the row and the
+    reading loop raises once the batch is done.
+    """
 
     def __init__(self, expected: int, name: str) -> None:
         self.expected, self.name = expected, name
+        self.problem: BadFileError | None = None
 
     def __call__(self, row: Any) -> str:
-        where = f" (row {row.number})" if row.number is not None else ""
-        raise BadFileError(
-            f"{self.name} has ragged rows: a row{where} has {row.actual_columns} fields where "
-            f"the header has {self.expected}.",
-            hint="Check the delimiter and quoting (a comma inside a value needs quotes), "
-            "or export the file again.",
-        )
+        if self.problem is None:
+            where = f" (row {row.number})" if row.number is not None else ""
+            self.problem = BadFileError(
+                f"{self.name} has ragged rows: a row{where} has {row.actual_columns} fields "
+                f"where the header has {self.expected}.",
+                hint="Check the delimiter and quoting (a comma inside a value needs quotes), "
+                "or export the file again.",
+            )
+        return "skip"
 
 
 def _parse_error(name: str, exc: Exception) -> BadFileError:
