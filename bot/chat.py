@@ -38,6 +38,7 @@ from storage.datasets import (
     get_dataset,
     list_datasets,
     set_active_dataset,
+    utcnow,
 )
 from storage.errors import (
     BadParameterError,
@@ -45,7 +46,9 @@ from storage.errors import (
     MarketbotError,
     ToolTimeoutError,
 )
+from storage.ingest import ingest_path, parse_role_overrides
 from storage.settings import Settings
+from storage.store import log_run, open_store, remap_roles
 from tools.base import Report
 from tools.params import describe_allowed, split_words
 from tools.registry import Registry
@@ -110,6 +113,7 @@ class ChatCore:
         self.bot_username = bot_username
         self._states: OrderedDict[int, _ChatState] = OrderedDict()
         self._running: dict[int, str] = {}  # chat id -> tool name
+        self._cancelling: set[int] = set()  # chats whose job was stopped on purpose
         self._stopping = False
         self._ingest_pool: ProcessPoolExecutor | None = None
 
@@ -197,7 +201,7 @@ class ChatCore:
             await asyncio.sleep(0.1)
         for chat_id in list(self._running):
             log.info("cancelling chat=%s tool=%s for shutdown", chat_id, self._running[chat_id])
-            self.runner.cancel(_job_key(chat_id))
+            self._stop_job(chat_id)
 
     def warm_up(self) -> None:
         """Start the ingest worker now, so that the first upload does not wait for it."""
@@ -302,9 +306,6 @@ class ChatCore:
         )
 
     def _map(self, chat_id: int, args: list[str]) -> Reply:
-        from storage.ingest import parse_role_overrides
-        from storage.store import remap_roles
-
         dataset = get_dataset(self.engine, chat_id)
         if not args:
             return Reply(
@@ -312,9 +313,7 @@ class ChatCore:
                 hint="Change one with /map ROLE=COLUMN, for example /map product=Description. "
                 "Roles: " + ", ".join(ROLES),
             )
-        overrides = parse_role_overrides(args)
-        remap_roles(self.engine, chat_id, None, overrides)
-        info = get_dataset(self.engine, chat_id).info
+        info = remap_roles(self.engine, chat_id, None, parse_role_overrides(args))
         return Reply(text=f"Column roles of {info.name} now:\n{_roles_text(info)}")
 
     def _export(self, chat_id: int, args: list[str]) -> Reply:
@@ -331,7 +330,7 @@ class ChatCore:
 
     def _cancel(self, chat_id: int, args: list[str]) -> Reply:
         tool = self._running.get(chat_id)
-        if tool is None or not self.runner.cancel(_job_key(chat_id)):
+        if tool is None or not self._stop_job(chat_id):
             return Reply(text="Nothing is running in this chat.")
         return Reply(text=f"Stopping /{tool}…")
 
@@ -362,28 +361,44 @@ class ChatCore:
         if not fresh or not secrets.compare_digest(token, state.forget_token):
             return Reply(text="That confirmation has expired.", hint="Send /forget again.")
         if chat_id in self._running:
-            self.runner.cancel(_job_key(chat_id))
+            self._stop_job(chat_id)
         count = delete_chat_data(self.engine, chat_id)
         self._states.pop(chat_id, None)
         log.info("forget chat=%s datasets=%s ok", chat_id, count)
-        return Reply(text=f"Deleted {count} dataset(s). Nothing of this chat is stored any more.")
+        return Reply(text=f"Deleted {count} dataset(s) and the results of this chat.")
 
     # Tools -----------------------------------------------------------------------------
 
     async def _run_tool(
         self, chat_id: int, user_id: int | None, request: ToolRequest, progress: Progress
     ) -> Reply:
-        name = request.tool.name
         busy = self._running.get(chat_id)
         if busy is not None:
             return Reply(text=f"/{busy} is still running.", hint="Wait for it, or send /cancel.")
         if self._stopping:
             return Reply(text="The bot is restarting.", hint="Send the command again in a minute.")
-        rows = self._check_dataset(chat_id, request)
+        dataset = self._check_dataset(chat_id, request)
 
+        report = await self._execute(chat_id, user_id, request, dataset, progress)
+        state = self._state(chat_id)
+        state.last_tool, state.last_report = request.tool.name, report
+        return Reply(report=report, buttons=self._report_buttons(report), tool=request.tool.name)
+
+    async def _execute(
+        self,
+        chat_id: int,
+        user_id: int | None,
+        request: ToolRequest,
+        dataset: DatasetInfo | None,
+        progress: Progress,
+    ) -> Report:
+        """Run the tool in a worker; log one line and a run-log entry however it ends."""
+        name = request.tool.name
+        rows = dataset.row_count if dataset else 0
         self._running[chat_id] = name
-        started = time.monotonic()
-        outcome = "error"
+        self._cancelling.discard(chat_id)
+        started_at, started = utcnow(), time.monotonic()
+        outcome, detail = "error", None
         try:
             await progress(f"running /{name}" + (f" on {rows:,} rows" if rows else ""))
             call = ToolCall(
@@ -391,28 +406,49 @@ class ChatCore:
             )
             report = await self.runner.run(call, job_key=_job_key(chat_id))
             outcome = "ok"
+            return report
         except ToolTimeoutError:
-            outcome = "stopped"
+            outcome = "cancelled" if chat_id in self._cancelling else "timeout"
             raise
-        except MarketbotError as exc:
-            outcome = f"error={type(exc).__name__}"
+        except Exception as exc:
+            detail = type(exc).__name__
             raise
         finally:
             self._running.pop(chat_id, None)
             took = time.monotonic() - started
-            log.info("tool=%s chat=%s rows=%s took=%.1fs %s", name, chat_id, rows, took, outcome)
+            shown = outcome if detail is None else f"{outcome}={detail}"
+            log.info("tool=%s chat=%s rows=%s took=%.1fs %s", name, chat_id, rows, took, shown)
+            entry = {
+                "chat_id": chat_id,
+                "user_id": user_id,
+                "tool": name,
+                "params": request.params.model_dump(),
+                "dataset_id": dataset.id if dataset else None,
+                "started_at": started_at,
+                "duration_s": took,
+                "outcome": outcome,
+                "detail": detail,
+            }
+            await self._log_run(entry)
 
-        state = self._state(chat_id)
-        state.last_tool, state.last_report = name, report
-        return Reply(report=report, buttons=self._report_buttons(report), tool=name)
-
-    def _check_dataset(self, chat_id: int, request: ToolRequest) -> int:
+    def _check_dataset(self, chat_id: int, request: ToolRequest) -> DatasetInfo | None:
         """Fail early, on the event loop, when the chat has no data or misses a role."""
         if not request.tool.needs_dataset:
-            return 0
+            return None
         dataset = get_dataset(self.engine, chat_id, request.dataset)
         dataset.require(*request.tool.roles, tool=request.tool.name)
-        return dataset.info.row_count
+        return dataset.info
+
+    async def _log_run(self, entry: dict[str, Any]) -> None:
+        """Add a run to the run log; failing to log never fails the reply."""
+        try:
+            await asyncio.to_thread(log_run, self.engine, **entry)
+        except Exception:
+            log.exception("could not write the run log for chat=%s", entry["chat_id"])
+
+    def _stop_job(self, chat_id: int) -> bool:
+        self._cancelling.add(chat_id)
+        return self.runner.cancel(_job_key(chat_id))
 
     def _report_buttons(self, report: Report) -> list[Button]:
         buttons = [Button(followup.label, followup.command) for followup in report.followups]
@@ -471,9 +507,6 @@ def ingest_in_worker(
     settings: Settings, path: Path, chat_id: int, name: str | None, overrides: Any
 ) -> tuple[list[str], DatasetInfo]:
     """Ingest a file in a worker process; return the summary lines and the new dataset."""
-    from storage.ingest import ingest_path
-    from storage.store import open_store
-
     engine = open_store(settings)
     try:
         summary = ingest_path(
@@ -486,8 +519,6 @@ def ingest_in_worker(
 
 def parse_caption(caption: str) -> tuple[str | None, Any]:
     """Read `name=spring product=Description` from an upload's caption."""
-    from storage.ingest import parse_role_overrides
-
     name = None
     roles = []
     for word in split_words(caption):

@@ -10,9 +10,11 @@ import openpyxl
 import pandas as pd
 import pytest
 from pydantic import Field
+from sqlalchemy import select
 
 from bot.chat import ChatCore
 from bot.reply import Reply
+from storage.catalog import run_log
 from storage.datasets import list_datasets
 from storage.store import store_frame
 from tools.base import BaseTool, Chart, Followup, Params, Report, Table
@@ -188,7 +190,7 @@ async def test_forget_needs_the_confirmation_button(core, engine):
     assert "expired" in stolen.text and list_datasets(engine, OTHER_SHOP)
 
     done = await say(core, confirm)
-    assert done.text.startswith("Deleted 1 dataset(s)")
+    assert done.text == "Deleted 1 dataset(s) and the results of this chat."
     assert list_datasets(engine, SHOP) == [] and list_datasets(engine, OTHER_SHOP)
     again = await say(core, confirm)
     assert "expired" in again.text
@@ -218,3 +220,32 @@ def test_upload_size_is_checked_before_download(core, settings):
     with pytest.raises(FileTooLargeError) as cloud:
         core.check_upload_size(25 * 1024 * 1024, channel_limit=20 * 1024 * 1024)
     assert "TELEGRAM_API_BASE_URL" in cloud.value.hint
+
+
+async def test_map_shows_and_changes_column_roles(core):
+    shown = await say(core, "/map")
+    assert "product = item" in shown.text and "/map product=Description" in shown.hint
+    changed = await say(core, "/map product=order")
+    assert "product = order" in changed.text
+    wrong = await say(core, "/map product=no_such_column")
+    assert wrong.error
+
+
+async def test_every_run_goes_to_the_run_log(core, engine):
+    await say(core, "/top 2")
+    await say(core, "/top 99")  # refused before running: not a run
+    job = asyncio.create_task(core.handle_text(SHOP, "/top seconds=30"))
+    while core.running_tool(SHOP) is None:
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.3)
+    await say(core, "/cancel")
+    await job
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(run_log.c.chat_id, run_log.c.tool, run_log.c.params, run_log.c.outcome)
+        ).all()
+    assert [(row.chat_id, row.tool, row.outcome) for row in rows] == [
+        (SHOP, "top", "ok"),
+        (SHOP, "top", "cancelled"),
+    ]
+    assert rows[0].params == {"top": 2, "seconds": 0.0}
