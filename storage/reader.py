@@ -219,7 +219,7 @@ def sniff_text(source: Source) -> TextFormat:
         raise BadFileError(f"{name} is empty: it holds no text.", hint=_FIX_TYPE)
     _refuse_binary(name, head[:16])
     encoding = detect_encoding(head)
-    if encoding.startswith("utf-8") and b"\x00" in head:
+    if encoding != "utf-16" and b"\x00" in head:
         raise BadFileError(f"{name} is a binary file, not a table.", hint=_FIX_TYPE)
     text = _decode_head(head, encoding)
     lines = text.splitlines()
@@ -250,7 +250,8 @@ def detect_encoding(head: bytes) -> str:
         text = _decode_head(head, "gb18030")
         if _mostly_common_chinese(text):
             return "gb18030"
-    return "cp1252"
+    # cp1252 leaves five bytes undefined; Latin-1 reads every byte.
+    return "cp1252" if _decodes(head, "cp1252") else "latin-1"
 
 
 def _mostly_common_chinese(text: str) -> bool:
@@ -341,6 +342,12 @@ def text_chunks(source: Source, text_format: TextFormat) -> Iterator[Iterator[pa
         yield _batches(reader, source.path.name, parse.invalid_row_handler)
     except pa.ArrowInvalid as exc:
         raise _parse_error(source.path.name, exc) from None
+    except UnicodeDecodeError as exc:
+        raise BadFileError(
+            f"{source.path.name} mixes text encodings: it starts as {text_format.encoding} "
+            "and has bytes further on that are not.",
+            hint="Save it again as UTF-8 CSV.",
+        ) from exc
     finally:
         stream.close()
 
