@@ -90,6 +90,8 @@ class Cleaned:
 
     values: list
     unreadable: int
+    #: The same values as an Arrow array, where cleaning made one (timestamps).
+    array: pa.Array | None = None
 
 
 def normalise_text(values: pa.Array) -> pa.Array:
@@ -298,7 +300,7 @@ def _timestamps(values: pa.Array, date_format: str) -> Cleaned:
             [value for value, bad in zip(distinct, missing, strict=True) if bad], date_format
         ).to_numpy()
     text = pc.take(_format_iso(stamps), encoded.indices)
-    return Cleaned(text.to_pylist(), text.null_count - values.null_count)
+    return Cleaned(text.to_pylist(), text.null_count - values.null_count, text)
 
 
 def _parse_with_any_format(values: list[str], preferred: str) -> pd.Series:

@@ -1,0 +1,185 @@
+"""Ingestion speed and memory against named anchors, on one generated order file.
+
+    python benchmarks/ingest.py [--rows 1000000] [--seed 7] [--keep DIR]
+
+Writes a demo export (1,000,000 lines is about 90 MB), then loads it three ways, each in a
+fresh process and a fresh SQLite file, and prints wall time and peak memory (the child's
+peak resident set size, from `wait4`):
+
+- marketbot: `ingest_path`, with all cleaning, role detection, indexes and the catalog;
+- sqlite3 `.import`: the command-line shell loading the raw text, no cleaning, no indexes;
+- pandas: `read_csv` of the whole file, then `DataFrame.to_sql`.
+
+Targets: marketbot within 2x the `.import` time, and under 400 MB peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TIME_TARGET = 2.0
+MEMORY_TARGET_MB = 400
+
+OURS = """
+import sys, time
+from storage.ingest import ingest_path
+from storage.settings import Settings
+from storage.store import open_store
+
+settings = Settings(_env_file=None, data_dir=sys.argv[2], max_upload_mb=4096, max_rows=50_000_000)
+engine = open_store(settings)
+started = time.perf_counter()
+summary = ingest_path(engine, sys.argv[1], chat_id=1, name="bench", settings=settings)
+print(time.perf_counter() - started)
+print(summary.rows_kept, file=sys.stderr)
+"""
+
+GENERATE = """
+import sys
+from storage.demo import write_demo_csv
+
+write_demo_csv(sys.argv[1], rows=int(sys.argv[2]), seed=int(sys.argv[3]))
+"""
+
+PANDAS = """
+import sqlite3, sys, time
+import pandas as pd
+
+started = time.perf_counter()
+frame = pd.read_csv(sys.argv[1])
+connection = sqlite3.connect(sys.argv[2] + "/pandas.db")
+frame.to_sql("orders", connection, index=False)
+connection.commit()
+print(time.perf_counter() - started)
+"""
+
+
+@dataclass
+class Result:
+    name: str
+    seconds: float | None
+    peak_mb: float | None
+    note: str = ""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--keep", type=Path, help="keep the generated file and databases here")
+    args = parser.parse_args()
+
+    work = args.keep or Path(tempfile.mkdtemp(prefix="marketbot-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        orders = _generate(work, args.rows, args.seed)
+        results = [_ours(orders, work), _sqlite_import(orders, work), _pandas(orders, work)]
+        _report(results, orders, args.rows)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def _generate(work: Path, rows: int, seed: int) -> Path:
+    # In a child process: a child's peak memory starts from its parent's at fork, so the
+    # parent stays small for the measurements that follow.
+    path = work / "orders.csv"
+    took, _, _, code = _run([sys.executable, "-c", GENERATE, str(path), str(rows), str(seed)])
+    if code:
+        raise SystemExit("could not generate the order file")
+    size = path.stat().st_size / 1024 / 1024
+    print(f"generated {rows:,} lines ({size:,.0f} MB) in {took:.1f}s")
+    return path
+
+
+def _run(command: list[str]) -> tuple[float, float, str, int]:
+    """Run a child; return its wall time, peak RSS in MB, stdout and exit status."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO
+    )
+    # wait4 reports this child's own peak memory (RUSAGE_CHILDREN would keep the maximum
+    # over every child so far).
+    out = child.stdout.read().decode() if child.stdout else ""
+    err = child.stderr.read().decode() if child.stderr else ""
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - started
+    if child.returncode:
+        print(err, file=sys.stderr)
+    return wall, usage.ru_maxrss / 1024, out, child.returncode
+
+
+def _fresh(work: Path, name: str) -> Path:
+    folder = work / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    return folder
+
+
+def _ours(orders: Path, work: Path) -> Result:
+    data = _fresh(work, "marketbot")
+    wall, peak, out, code = _run([sys.executable, "-c", OURS, str(orders), str(data)])
+    if code:
+        return Result("marketbot ingest_path", None, peak, "failed")
+    note = f"(whole process with Python start-up: {wall:.2f}s)"
+    return Result("marketbot ingest_path", float(out.split()[0]), peak, note)
+
+
+def _sqlite_import(orders: Path, work: Path) -> Result:
+    binary = shutil.which("sqlite3")
+    if binary is None:
+        return Result(
+            "sqlite3 .import",
+            None,
+            None,
+            "sqlite3 command not found: install it (apt-get install sqlite3) for this anchor",
+        )
+    database = _fresh(work, "sqlite") / "import.db"
+    wall, peak, _, code = _run([binary, str(database), "-cmd", ".mode csv", f".import {orders} t"])
+    return Result("sqlite3 .import", None if code else wall, peak, "failed" if code else "")
+
+
+def _pandas(orders: Path, work: Path) -> Result:
+    data = _fresh(work, "pandas")
+    _, peak, out, code = _run([sys.executable, "-c", PANDAS, str(orders), str(data)])
+    if code:
+        return Result("pandas read_csv + to_sql", None, peak, "failed")
+    return Result("pandas read_csv + to_sql", float(out.split()[0]), peak)
+
+
+def _report(results: list[Result], orders: Path, rows: int) -> None:
+    anchor = next((r.seconds for r in results if r.name == "sqlite3 .import"), None)
+    print(f"\n{'contender':<28}{'wall s':>9}{'peak MB':>10}{'x .import':>11}")
+    for result in results:
+        seconds = f"{result.seconds:.2f}" if result.seconds is not None else "-"
+        peak = f"{result.peak_mb:.0f}" if result.peak_mb is not None else "-"
+        ratio = f"{result.seconds / anchor:.2f}" if anchor and result.seconds else "-"
+        print(f"{result.name:<28}{seconds:>9}{peak:>10}{ratio:>11}  {result.note}")
+    ours = results[0]
+    if ours.seconds is not None and ours.peak_mb is not None:
+        speed = "met" if anchor and ours.seconds <= TIME_TARGET * anchor else "missed"
+        memory = "met" if ours.peak_mb < MEMORY_TARGET_MB else "missed"
+        print(
+            f"\ntargets for {rows:,} lines of {orders.name}: time <= {TIME_TARGET:.0f}x "
+            f".import {speed}; peak < {MEMORY_TARGET_MB} MB {memory}"
+        )
+    print(
+        "marketbot and pandas times run from the first byte read, after imports; the "
+        "sqlite3 time is its whole process."
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
