@@ -4,6 +4,10 @@ Updates are handled concurrently, so a long job in one chat never delays `/help`
 (the jobs themselves run in worker processes). Replies go through PTB's `AIORateLimiter`,
 which waits out Telegram's `retry_after` instead of dropping messages. Only allowed users
 and chats get answers; everyone else learns their numeric id and nothing more.
+
+In groups the dataset belongs to the group chat. There the bot answers commands meant for it
+(`/segment` or `/segment@ThisBot`), and plain sentences and files only when they mention it
+or reply to it, so it stays out of the team's own conversation.
 """
 
 from __future__ import annotations
