@@ -70,8 +70,10 @@ def configure_logging(settings: Settings) -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
-    # The HTTP client logs every request at INFO, which would drown the bot's own lines.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # The HTTP client logs every request and Alembic every migration step at INFO, which
+    # would drown the bot's own one line per event.
+    for noisy in ("httpx", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:
