@@ -291,7 +291,9 @@ class _Miner:
             if len(itemsets) > MAX_AUTO_ITEMSETS:
                 return self._chosen(best, "lower supports would find too many item sets")
         assert best is not None
-        return self._chosen(best, f"the lowest support tried (a rule needs {_floor_note(floor)})")
+        floor_count = _floor_count(self.baskets.n_baskets)
+        reason = f"the lowest support allowed ({floor_count} baskets; rarer sets are noise)"
+        return self._chosen(best, reason)
 
     def _ladder(self, floor: float) -> list[float]:
         """Supports to try, highest first, ending at the floor; none above the item's own."""
@@ -307,10 +309,6 @@ class _Miner:
     ) -> tuple[pd.DataFrame, FrequentItemsets, SupportChoice]:
         rules, itemsets, support = best
         return rules, itemsets, SupportChoice(support, auto=True, reason=reason)
-
-
-def _floor_note(floor: float) -> str:
-    return f"{_percent(floor)} of baskets"
 
 
 def _kept(baskets: Baskets, focus: ItemMatch | None) -> bool:
