@@ -93,6 +93,9 @@ def format_number(value: float, *, column: str = "", currency: str = "") -> str:
         return "–"
     if math.isinf(value):
         return "∞" if value > 0 else "-∞"
+    if "%" in column:
+        # Tools name a column "share %" when its values are already percentages.
+        return f"{value:.1f}%"
     if _is_percent(column) and abs(value) <= 1:
         return f"{value * 100:.1f}%"
     if _is_money(column):

@@ -107,6 +107,8 @@ def test_error_reply_shows_message_and_hint():
         (-12.5, "amount", "-12.50"),
         (0.0123, "support", "1.2%"),
         (0.5, "confidence", "50.0%"),
+        (45.3, "share %", "45.3%"),
+        (0.4, "missing %", "0.4%"),
         (2.345, "lift", "2.35"),
         (0.01234, "score", "0.0123"),
         (float("nan"), "lift", "–"),
