@@ -80,7 +80,12 @@ def _count_rows(dataset: Dataset) -> int:
 def add_order_overview(report: Report, dataset: Dataset, total: int) -> list[str]:
     """Counts, dates, revenue, returns, monthly chart and top products, where roles allow."""
     counts = count_entities(dataset)
-    lines = [", ".join(f"{value:,} {name}" for name, value in counts.items())] if counts else []
+    lines = []
+    if counts:
+        returns_note = " (returns left out)" if _has_return_flag(dataset) else ""
+        lines.append(
+            ", ".join(f"{value:,} {name}" for name, value in counts.items()) + returns_note
+        )
     report.facts.update(counts)
     if dataset.has("timestamp"):
         lines.append(_date_range(dataset, report))
@@ -108,8 +113,14 @@ def count_entities(dataset: Dataset) -> dict[str, int]:
     ]
     if not parts:
         return {}
-    row = dataset.read_sql(f"SELECT {', '.join(parts)} FROM {{table}}").iloc[0]
+    # Return invoices are not orders: count what the upload answer and /segment count.
+    where = f" WHERE {quote_identifier(IS_RETURN)} = 0" if _has_return_flag(dataset) else ""
+    row = dataset.read_sql(f"SELECT {', '.join(parts)} FROM {{table}}{where}").iloc[0]
     return {name: int(row[name]) for name in row.index}
+
+
+def _has_return_flag(dataset: Dataset) -> bool:
+    return dataset.info.kind in {"orders", "baskets"}
 
 
 def _date_range(dataset: Dataset, report: Report) -> str:
