@@ -80,7 +80,14 @@ def test_charts_render_from_several_threads_at_once() -> None:
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(0, "0"), (950, "950"), (12_345, "12k"), (2_500_000, "2.5M"), (3_000_000, "3M")],
+    [
+        (0, "0"),
+        (950, "950"),
+        (5_000, "5k"),
+        (2_500, "2.5k"),
+        (12_345, "12.3k"),
+        (2_500_000, "2.5M"),
+    ],
 )
 def test_thousands(value: float, text: str) -> None:
     assert charts.thousands(value) == text

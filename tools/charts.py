@@ -183,8 +183,9 @@ def thousands(value: float, _position: object = None) -> str:
     magnitude = abs(value)
     if magnitude >= 1_000_000:
         return f"{value / 1_000_000:.1f}M".replace(".0M", "M")
-    if magnitude >= 10_000:
-        return f"{value / 1_000:.0f}k"
+    if magnitude >= 1_000:
+        # One style per axis: 5k next to 10k, not 5,000 next to 10k.
+        return f"{value / 1_000:.1f}k".replace(".0k", "k")
     return f"{value:,.0f}" if magnitude >= 10 or value == int(value) else f"{value:.2g}"
 
 
