@@ -103,7 +103,8 @@ def format_number(value: float, *, column: str = "", currency: str = "") -> str:
     if value.is_integer() or abs(value) >= 100:
         return f"{value:,.0f}"
     if abs(value) >= 1:
-        return f"{value:,.2f}"
+        # 16.3 rather than 16.30: trailing zeros only add width on a phone.
+        return f"{value:,.2f}".rstrip("0").rstrip(".")
     return f"{value:.3g}"
 
 

@@ -110,6 +110,7 @@ def test_error_reply_shows_message_and_hint():
         (45.3, "share %", "45.3%"),
         (0.4, "missing %", "0.4%"),
         (2.345, "lift", "2.35"),
+        (16.3, "avg orders", "16.3"),
         (0.01234, "score", "0.0123"),
         (float("nan"), "lift", "–"),
         (None, "name", "–"),

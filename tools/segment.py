@@ -402,7 +402,9 @@ def segment_table(segmentation: Segmentation) -> pd.DataFrame:
         }
     )
     columns = ["segment", "customers", "share %", "avg recency (days)", "avg orders"]
-    return table[[*columns, "avg spend", "revenue %"]].round(1)
+    table = table[[*columns, "avg spend", "revenue %"]].round(1)
+    table["avg recency (days)"] = table["avg recency (days)"].round().astype(int)
+    return table
 
 
 def compare_by(segmentation: Segmentation, groups: pd.Series, column: str) -> Table:
