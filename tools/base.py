@@ -94,7 +94,7 @@ class BaseTool:
     roles: ClassVar[tuple[str, ...]] = ()
     #: Words and phrases (English and Chinese) that route a plain sentence to this tool.
     phrases: ClassVar[tuple[str, ...]] = ()
-    #: Whether the tool reads a dataset at all.
+    #: Whether the tool reads a dataset at all; `run` gets None for `dataset` when not.
     needs_dataset: ClassVar[bool] = True
 
     def run(self, dataset: Dataset, params: Params) -> Report:

@@ -19,11 +19,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from multiprocessing.connection import Connection
-from typing import Any
+from multiprocessing.process import BaseProcess
+from typing import Any, cast
 
 from sqlalchemy import Engine
 
-from storage.datasets import get_dataset
+from storage.datasets import Dataset, get_dataset
 from storage.engine import make_engine
 from storage.errors import MarketbotError, ToolTimeoutError
 from storage.settings import Settings
@@ -61,7 +62,7 @@ class _Job:
     key: str
     call: ToolCall
     tool: BaseTool
-    process: multiprocessing.process.BaseProcess | None = None
+    process: BaseProcess | None = None
     cancelled: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -132,21 +133,22 @@ class ToolRunner:
         with job.lock:
             if job.cancelled:
                 raise ToolTimeoutError("The job was cancelled before it started.")
-            job.process = self._context.Process(
+            process = self._context.Process(
                 target=_work,
                 args=(sender, self.settings.db_url, job.tool, job.call),
                 name=f"marketbot-{job.call.tool}",
                 daemon=True,
             )
-            job.process.start()
+            process.start()
+            job.process = process
         sender.close()
         try:
-            return self._wait(job, receiver)
+            return self._wait(job, process, receiver)
         finally:
             receiver.close()
-            job.process.join(timeout=5)
+            process.join(timeout=5)
 
-    def _wait(self, job: _Job, receiver: Connection) -> Report:
+    def _wait(self, job: _Job, process: BaseProcess, receiver: Connection) -> Report:
         limit = self.settings.tool_time_limit_s
         message: tuple[str, Any] | None = None
         if receiver.poll(limit):
@@ -155,17 +157,17 @@ class ToolRunner:
             except EOFError:
                 message = None
         if message is None:
-            job.process.kill()
+            process.kill()
             if job.cancelled:
                 raise ToolTimeoutError(f"/{job.call.tool} was cancelled.")
-            if job.process.is_alive() or job.process.exitcode in (None, -9):
+            if process.is_alive() or process.exitcode in (None, -9):
                 raise ToolTimeoutError(
                     f"/{job.call.tool} took longer than {limit:g} s and was stopped.",
                     hint="Narrow it down (a date range, a higher min_support) or ask the "
                     "operator to raise MARKETBOT_TOOL_TIME_LIMIT.",
                 )
             raise JobCrashedError(
-                f"/{job.call.tool} stopped unexpectedly (exit code {job.process.exitcode}).",
+                f"/{job.call.tool} stopped unexpectedly (exit code {process.exitcode}).",
                 details="",
             )
         status, payload = message
@@ -179,10 +181,11 @@ class ToolRunner:
 def execute_call(tool: BaseTool, call: ToolCall, *, engine: Engine) -> Report:
     """Run one call in this process: find the dataset, check the tool's roles, run."""
     params = tool.params_model.model_validate(call.params.model_dump())
-    dataset = None
-    if tool.needs_dataset:
-        dataset = get_dataset(engine, call.chat_id, call.dataset)
-        dataset.require(*tool.roles, tool=tool.name)
+    if not tool.needs_dataset:
+        # Such tools read no data; the contract says they get None.
+        return tool.run(cast(Dataset, None), params)
+    dataset = get_dataset(engine, call.chat_id, call.dataset)
+    dataset.require(*tool.roles, tool=tool.name)
     return tool.run(dataset, params)
 
 
