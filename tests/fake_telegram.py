@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import io
 import itertools
 import json
-import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,6 +22,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlparse
+
+import matplotlib.image
 
 TOKEN = "123456:TEST-token_for-the-fake-server"
 BOT_ID = 123456
@@ -417,10 +419,12 @@ def _photo_size(png: bytes) -> dict[str, Any]:
 
 
 def png_size(data: bytes) -> tuple[int, int]:
-    """Width and height from a PNG's IHDR chunk; (0, 0) when the bytes are not a PNG."""
-    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+    """Width and height of a PNG, decoded in full; (0, 0) when the bytes are not a PNG."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
         return 0, 0
-    width, height = struct.unpack(">II", data[16:24])
+    # Decoding every pixel checks the chunks and the compressed stream, not just the header.
+    pixels = matplotlib.image.imread(io.BytesIO(data), format="png")
+    height, width = pixels.shape[:2]
     return width, height
 
 
