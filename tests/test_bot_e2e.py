@@ -240,6 +240,22 @@ def test_a_plain_sentence_runs_the_right_tool(shop):
     assert "<pre>" in answer and "⚠️" not in answer
 
 
+def test_a_long_job_in_one_chat_does_not_hold_up_help_in_another(shop):
+    start = shop.fake.mark()
+    shop.fake.send_text(OWNER, "/segment k=auto", user_id=OWNER)
+    helped = shop.say(TEAMMATE, "/help")
+    assert "/segment" in texts(helped)
+
+    result = shop.fake.wait_for(
+        lambda call: call.chat_id == OWNER and call.method in {"sendPhoto", "sendMediaGroup"},
+        after=start,
+        timeout=60,
+    )
+    answered = next(call for call in helped if call.method == "sendMessage")
+    calls = shop.fake.calls
+    assert calls.index(answered) < calls.index(result)
+
+
 def test_a_bad_parameter_gets_the_usage_line(shop):
     answer = texts(shop.say(OWNER, "/segment k=99"))
     assert "⚠️ Bad value for k" in answer
