@@ -88,10 +88,8 @@ class ColumnType:
 class Cleaned:
     """One chunk of one column, ready to store, and how many values could not be read."""
 
-    values: list
+    values: pa.Array
     unreadable: int
-    #: The same values as an Arrow array, where cleaning made one (timestamps).
-    array: pa.Array | None = None
 
 
 def normalise_text(values: pa.Array) -> pa.Array:
@@ -244,19 +242,23 @@ def _money_value(value: str, decimal_comma: bool) -> float:
 
 
 def clean_column(values: pa.Array, column_type: ColumnType) -> Cleaned:
-    """Turn one chunk of normalised text into values to store (Python objects)."""
+    """Turn one chunk of normalised text into an Arrow array of values to store.
+
+    Text stays text, integers and booleans become int64, reals float64 (missing and
+    unreadable values are nulls), timestamps ISO text.
+    """
     if column_type.type == TEXT:
-        return Cleaned(values.to_pylist(), 0)
+        return Cleaned(values, 0)
     if column_type.type == REAL:
         numbers = _real(values, column_type.decimal_comma)
-        return Cleaned(numbers.tolist(), _unreadable(values, numbers))
+        return Cleaned(pa.array(numbers, from_pandas=True), _unreadable(values, numbers))
     if column_type.type == INTEGER:
         return _integers(values)
     if column_type.type == BOOLEAN:
         lowered = pc.utf8_lower(values)
         flags = pc.if_else(pc.is_in(lowered, pa.array(sorted(_TRUE))), 1, 0)
         flags = pc.if_else(pc.is_null(values), pa.scalar(None, pa.int64()), flags)
-        return Cleaned(flags.to_pylist(), 0)
+        return Cleaned(pc.cast(flags, pa.int64()), 0)
     return _timestamps(values, column_type.date_format)
 
 
@@ -287,7 +289,7 @@ def _integers_array(values: pa.Array) -> pa.Array:
 
 def _integers(values: pa.Array) -> Cleaned:
     numbers = _integers_array(values)
-    return Cleaned(numbers.to_pylist(), numbers.null_count - values.null_count)
+    return Cleaned(numbers, numbers.null_count - values.null_count)
 
 
 def _timestamps(values: pa.Array, date_format: str) -> Cleaned:
@@ -300,7 +302,7 @@ def _timestamps(values: pa.Array, date_format: str) -> Cleaned:
             [value for value, bad in zip(distinct, missing, strict=True) if bad], date_format
         ).to_numpy()
     text = pc.take(_format_iso(stamps), encoded.indices)
-    return Cleaned(text.to_pylist(), text.null_count - values.null_count, text)
+    return Cleaned(text, text.null_count - values.null_count)
 
 
 def _parse_with_any_format(values: list[str], preferred: str) -> pd.Series:

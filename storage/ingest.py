@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Connection, Engine
 
-from storage import reader
+from storage import bulk, reader
 from storage.clean import (
     BOOLEAN,
     REAL,
@@ -211,7 +211,10 @@ def ingest_path(
             raise BadFileError(f"{path.name} has a header but no rows of data.")
         plan = _plan(first, overrides or {})
         loader = _Loader(plan, max_rows=settings.max_rows, name=path.name)
-        with transaction(engine) as connection:
+        # An SQLite file is written by the ADBC child (Arrow columns as they are); any other
+        # database through SQLAlchemy. Both run the same statements in one transaction.
+        begin = bulk.transaction if bulk.supported(engine) else transaction
+        with begin(engine) as connection:
             target = reserve(connection, chat_id=chat_id, name=dataset_name, source_file=path.name)
             summary_values = loader.load(connection, target, _chain(first, batches))
             finish(connection, target, chat_id=chat_id, values=summary_values)
@@ -316,14 +319,17 @@ class _Loader:
         self._tally = _Tally()
 
     def load(
-        self, connection: Connection, target: Target, batches: Iterator[pa.RecordBatch]
+        self,
+        connection: Connection | bulk.BulkConnection,
+        target: Target,
+        batches: Iterator[pa.RecordBatch],
     ) -> dict[str, Any]:
         columns = self.plan.stored_columns()
         writer = TableWriter(connection, target.table_name, columns)
         writer.create()
         for batch in batches:
             self._count_rows(batch.num_rows)
-            writer.insert(self._rows(batch))
+            writer.insert(self._stored(batch, list(columns)))
         if writer.rows == 0:
             raise BadFileError(f"{self.name} has no rows left to store after cleaning.")
         writer.index(self.plan.roles)
@@ -345,7 +351,8 @@ class _Loader:
                 hint="Split the file, or raise MARKETBOT_MAX_ROWS in the bot's settings.",
             )
 
-    def _rows(self, batch: pa.RecordBatch) -> list[tuple]:
+    def _stored(self, batch: pa.RecordBatch, names: list[str]) -> pa.RecordBatch:
+        """One chunk as the table stores it: kept rows, cleaned columns, derived columns."""
         arrays = [normalise_text(batch.column(name)) for name in self.plan.names]
         keep = self._keep(arrays)
         if keep is not None:
@@ -354,9 +361,9 @@ class _Loader:
         values = [self._clean(name, by_name[name]) for name in self.plan.names]
         if self.plan.derived:
             amount, is_return = _derived(by_name, self.plan)
-            values += [amount.tolist(), is_return.tolist()]
+            values += [pa.array(amount, from_pandas=True), pa.array(is_return)]
             self._tally.add(values, self.plan, amount, is_return)
-        return list(zip(*values, strict=True))
+        return pa.RecordBatch.from_arrays(values, names=names)
 
     def _keep(self, arrays: list[pa.Array]) -> pa.Array | None:
         empty = np.logical_and.reduce(
@@ -368,7 +375,7 @@ class _Loader:
         drop = empty | duplicate
         return pa.array(~drop) if drop.any() else None
 
-    def _clean(self, name: str, values: pa.Array) -> list:
+    def _clean(self, name: str, values: pa.Array) -> pa.Array:
         column_type = self.plan.types[name]
         if column_type.type == TEXT and name in self.plan.roles.values():
             values = id_text(values)
@@ -436,19 +443,20 @@ class _Tally:
         self.returns = 0
 
     def add(
-        self, values: list[list], plan: _Plan, amount: np.ndarray, is_return: np.ndarray
+        self, values: list[pa.Array], plan: _Plan, amount: np.ndarray, is_return: np.ndarray
     ) -> None:
         kept = ~is_return.astype(bool)
+        keep = pa.array(kept)
         self.returns += int(is_return.sum())
         self.revenue += float(np.nansum(amount[kept]))
         position = {name: index for index, name in enumerate(plan.names)}
         for role, seen in self.distinct.items():
             if role in plan.roles:
-                column = pa.array(values[position[plan.roles[role]]]).filter(pa.array(kept))
+                column = values[position[plan.roles[role]]].filter(keep)
                 seen.update(pc.unique(column.drop_null()).to_pylist())
         if "timestamp" in plan.roles:
-            column = pa.array(values[position[plan.roles["timestamp"]]], type=pa.string())
-            bounds = pc.min_max(column.filter(pa.array(kept)))
+            column = pc.cast(values[position[plan.roles["timestamp"]]], pa.string())
+            bounds = pc.min_max(column.filter(keep))
             self.dates += [d for d in (bounds["min"].as_py(), bounds["max"].as_py()) if d]
 
     def figures(self, plan: _Plan, rows: int) -> dict[str, Any]:

@@ -86,7 +86,7 @@ def store_frame(
         target = reserve(connection, chat_id=chat_id, name=name, source_file=source_file)
         writer = TableWriter(connection, target.table_name, columns)
         writer.create()
-        writer.insert(list(zip(*values, strict=True)))
+        writer.insert_rows(list(zip(*values, strict=True)))
         writer.index(roles)
         figures = dataset_figures(connection, target.table_name, detection, len(frame))
         catalog = {

@@ -4,10 +4,13 @@ The table, its rows, its indexes, the catalog row and the chat's active dataset 
 between one BEGIN and one COMMIT, so a dataset is stored whole or not at all, also when the
 process dies half-way (SQLite then discards the uncommitted part of its write-ahead log).
 
-On SQLite, Python's driver would run CREATE TABLE outside any transaction, so the writer
-opens the transaction itself (BEGIN IMMEDIATE, which also takes the write lock up front)
-and inserts through the driver's `executemany` with one prepared statement. Other databases
-get the same steps through SQLAlchemy.
+Uploads to an SQLite file are written by a child process through the ADBC driver, which
+binds Arrow columns without making Python objects (`storage.bulk`); the same statements
+below run there. Elsewhere, and for `store_frame`: on SQLite, Python's driver would run
+CREATE TABLE outside any transaction, so the writer opens the transaction itself
+(BEGIN IMMEDIATE, which also takes the write lock up front) and inserts through the
+driver's `executemany` with one prepared statement. Other databases get the same steps
+through SQLAlchemy.
 
 A dataset uploaded again under a name the chat already uses replaces the old one atomically:
 it keeps its id (so subscriptions and the active-dataset choice still point at it), gets a
@@ -22,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -37,7 +41,9 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.schema import CreateIndex, CreateTable
 
+from storage.bulk import BulkConnection
 from storage.catalog import chat_settings, datasets
 from storage.clean import BOOLEAN, INTEGER, REAL
 from storage.datasets import quote_identifier, utcnow
@@ -82,7 +88,9 @@ def transaction(engine: Engine) -> Iterator[Connection]:
             driver.isolation_level = previous
 
 
-def reserve(connection: Connection, *, chat_id: int, name: str, source_file: str) -> Target:
+def reserve(
+    connection: Connection | BulkConnection, *, chat_id: int, name: str, source_file: str
+) -> Target:
     """Claim a catalog row for the dataset (a new one, or the one it replaces)."""
     existing = connection.execute(
         select(datasets.c.id, datasets.c.table_name).where(
@@ -114,7 +122,9 @@ def reserve(connection: Connection, *, chat_id: int, name: str, source_file: str
 class TableWriter:
     """Creates the dataset table and appends rows to it inside the open transaction."""
 
-    def __init__(self, connection: Connection, table_name: str, columns: dict[str, str]) -> None:
+    def __init__(
+        self, connection: Connection | BulkConnection, table_name: str, columns: dict[str, str]
+    ) -> None:
         self.connection = connection
         self.table = Table(
             table_name,
@@ -127,11 +137,23 @@ class TableWriter:
         self._insert_sql = f"INSERT INTO {quote_identifier(table_name)} VALUES ({placeholders})"
 
     def create(self) -> None:
-        self.table.create(self.connection, checkfirst=False)
+        self.connection.execute(CreateTable(self.table))
 
-    def insert(self, rows: Sequence[tuple]) -> None:
+    def insert(self, batch: pa.RecordBatch) -> None:
+        """Append Arrow columns named like the table's (the ADBC child binds them as they are)."""
+        if isinstance(self.connection, BulkConnection):
+            if batch.num_rows:
+                self.connection.ingest(self.table.name, batch)
+                self.rows += batch.num_rows
+            return
+        columns = [column.to_pylist() for column in batch.columns]
+        self.insert_rows(list(zip(*columns, strict=True)))
+
+    def insert_rows(self, rows: Sequence[tuple]) -> None:
+        """Append rows given as tuples in column order."""
         if not rows:
             return
+        assert isinstance(self.connection, Connection)
         if self._sqlite:
             self.connection.connection.driver_connection.executemany(self._insert_sql, rows)
         else:
@@ -146,7 +168,7 @@ class TableWriter:
         for role in INDEXED_ROLES:
             if role in roles:
                 index = Index(index_name(self.table.name, role), self.table.c[roles[role]])
-                index.create(self.connection, checkfirst=False)
+                self.connection.execute(CreateIndex(index))
 
 
 def index_name(table_name: str, role: str) -> str:
@@ -154,7 +176,7 @@ def index_name(table_name: str, role: str) -> str:
 
 
 def finish(
-    connection: Connection,
+    connection: Connection | BulkConnection,
     target: Target,
     *,
     chat_id: int,
@@ -171,7 +193,7 @@ def finish(
     set_active(connection, chat_id, target.dataset_id)
 
 
-def set_active(connection: Connection, chat_id: int, dataset_id: int) -> None:
+def set_active(connection: Connection | BulkConnection, chat_id: int, dataset_id: int) -> None:
     changed = connection.execute(
         update(chat_settings)
         .where(chat_settings.c.chat_id == chat_id)

@@ -1,0 +1,243 @@
+"""Writing an upload into an SQLite file through the ADBC driver, from a child process.
+
+The ADBC SQLite driver binds Arrow columns in C, so cleaned chunks reach SQLite without
+becoming Python objects: several times faster than `sqlite3.executemany`. The driver brings
+its own copy of SQLite, though, and two copies of SQLite in one process do not see each
+other's locks (POSIX locks belong to the process, and closing one copy's file handle drops
+the other's locks), which loses writes or corrupts the file; see "multiple copies of SQLite
+linked into the same application" in https://www.sqlite.org/howtocorrupt.html. So the
+driver runs in a child process with nothing else open on the database, where locking
+between processes works as SQLite expects, and the child inserts one chunk while this
+process cleans the next.
+
+This process keeps the transaction's logic: `transaction(engine)` yields a `BulkConnection`
+that compiles the same SQLAlchemy statements the other path runs (with SQLAlchemy's own
+value processing) and sends them to the child with bound values. The child says
+BEGIN IMMEDIATE first and COMMIT only when told to; if this process dies, the child reads
+end-of-file and rolls back, so a dataset is stored whole or not at all.
+
+Frames on the pipes: one kind byte, an 8-byte length, the payload.
+
+    Q  a statement, JSON {"sql", "params"}  ->  R  {"columns", "rows", "rowcount", "lastrowid"}
+    B  rows for a table, Arrow IPC          (no answer; an error comes with the next answer)
+    C  commit                               ->  R  {"peak_mb"}, the child's peak memory
+    R  {"error": message}                   when the child failed (it has rolled back)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from types import SimpleNamespace
+from typing import IO, Any
+
+import pyarrow as pa
+from sqlalchemy import Engine
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.elements import ClauseElement
+
+from storage.engine import SQLITE_BUSY_TIMEOUT_MS
+
+_HEADER = struct.Struct(">cQ")
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])
+
+
+class BulkWriteError(RuntimeError):
+    """The child writer failed; the transaction was rolled back."""
+
+
+def supported(engine: Engine) -> bool:
+    """Whether the engine's database is an SQLite file the child process can open."""
+    database = engine.url.database
+    return (
+        engine.dialect.name == "sqlite"
+        and bool(database)
+        and database != ":memory:"
+        and not str(database).startswith("file:")
+    )
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[BulkConnection]:
+    """One transaction in a child writer; committed when the block ends without error."""
+    connection = BulkConnection(engine.dialect, Path(str(engine.url.database)).resolve())
+    try:
+        yield connection
+        connection.commit()
+    finally:
+        connection.close()
+
+
+class BulkConnection:
+    """The parts of a SQLAlchemy connection the writer uses, carried out by the child."""
+
+    def __init__(self, dialect: Dialect, database: Path) -> None:
+        self.dialect = dialect
+        self.peak_mb = 0.0
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [_PACKAGE_ROOT, *filter(None, [os.environ.get("PYTHONPATH")])]
+        )}  # fmt: skip
+        self._child = subprocess.Popen(
+            [sys.executable, "-m", "storage.bulk", str(database)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+
+    def execute(self, statement: ClauseElement) -> SimpleNamespace:
+        """Run a Core statement or DDL element; the result has rows and the row counts."""
+        compiled = statement.compile(dialect=self.dialect)
+        values = compiled.construct_params()
+        # Python-side column defaults (chat_settings.language) are filled in at execution
+        # time by SQLAlchemy, so a compiled statement leaves them to us.
+        for column in getattr(compiled, "insert_prefetch", ()):
+            default = column.default
+            values[column.key] = default.arg if default.is_scalar else default.arg(None)
+        params = []
+        for name in getattr(compiled, "positiontup", None) or ():  # DDL has no parameters
+            bind = compiled.binds[name]
+            process = bind.type.dialect_impl(self.dialect).bind_processor(self.dialect)
+            params.append(process(values[name]) if process else values[name])
+        return self.exec_driver_sql(compiled.string, params)
+
+    def exec_driver_sql(self, sql: str, params: list | None = None) -> SimpleNamespace:
+        answer = self._ask(b"Q", json.dumps({"sql": sql, "params": params or []}).encode())
+        rows = [SimpleNamespace(**dict(zip(answer["columns"], row, strict=True)))
+                for row in answer["rows"]]  # fmt: skip
+        return SimpleNamespace(
+            rows=rows,
+            first=lambda: rows[0] if rows else None,
+            rowcount=answer["rowcount"],
+            inserted_primary_key=(answer["lastrowid"],),
+        )
+
+    def ingest(self, table_name: str, batch: pa.RecordBatch) -> None:
+        """Append a batch to a table whose columns have the batch's field names."""
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, batch.schema) as stream:
+            stream.write_batch(batch)
+        name = table_name.encode()
+        self._send(b"B", struct.pack(">H", len(name)) + name + sink.getvalue().to_pybytes())
+
+    def commit(self) -> None:
+        self.peak_mb = self._ask(b"C", b"")["peak_mb"]
+
+    def close(self) -> None:
+        """End the child; without a commit before, it rolls back."""
+        if self._child.stdin and not self._child.stdin.closed:
+            with suppress(BrokenPipeError):
+                self._child.stdin.close()
+        self._child.wait()
+        if self._child.stdout:
+            self._child.stdout.close()
+
+    def _send(self, kind: bytes, payload: bytes) -> None:
+        stdin = self._child.stdin
+        assert stdin is not None
+        try:
+            stdin.write(_HEADER.pack(kind, len(payload)))
+            stdin.write(payload)
+            stdin.flush()
+        except BrokenPipeError:
+            self._raise_child_error()
+
+    def _ask(self, kind: bytes, payload: bytes) -> dict[str, Any]:
+        self._send(kind, payload)
+        assert self._child.stdout is not None
+        frame = _read_frame(self._child.stdout)
+        if frame is None:
+            self._raise_child_error()
+        answer = json.loads(frame[1])
+        if "error" in answer:
+            raise BulkWriteError(answer["error"])
+        return answer
+
+    def _raise_child_error(self) -> Any:
+        assert self._child.stdout is not None
+        frame = _read_frame(self._child.stdout)
+        message = json.loads(frame[1]).get("error", "") if frame else ""
+        raise BulkWriteError(message or f"the writer process ended ({self._child.wait()})")
+
+
+def _read_frame(stream: IO[bytes]) -> tuple[bytes, bytes] | None:
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        return None
+    kind, length = _HEADER.unpack(header)
+    payload = stream.read(length)
+    if len(payload) < length:
+        return None
+    return kind, payload
+
+
+def _write_frame(stream: IO[bytes], kind: bytes, payload: bytes) -> None:
+    stream.write(_HEADER.pack(kind, len(payload)) + payload)
+    stream.flush()
+
+
+# The child process -------------------------------------------------------------------
+
+
+def serve(database: str, requests: IO[bytes], answers: IO[bytes]) -> int:
+    """Run one transaction on `database` from the requests; commit only on request."""
+    import resource
+
+    import adbc_driver_sqlite.dbapi
+
+    connection = adbc_driver_sqlite.dbapi.connect(database, autocommit=True)
+    cursor = connection.cursor()
+    committed = False
+    try:
+        for pragma in (
+            f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA foreign_keys=ON",
+            "PRAGMA synchronous=NORMAL",
+            "BEGIN IMMEDIATE",
+        ):
+            cursor.execute(pragma)
+            cursor.fetchall()
+        while (frame := _read_frame(requests)) is not None:
+            kind, payload = frame
+            if kind == b"B":
+                (size,) = struct.unpack(">H", payload[:2])
+                batch = pa.ipc.open_stream(pa.py_buffer(payload)[2 + size :]).read_next_batch()
+                cursor.adbc_ingest(payload[2 : 2 + size].decode(), batch, mode="append")
+            elif kind == b"Q":
+                _write_frame(answers, b"R", json.dumps(_query(cursor, payload)).encode())
+            elif kind == b"C":
+                cursor.execute("COMMIT")
+                committed = True
+                peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                _write_frame(answers, b"R", json.dumps({"peak_mb": peak}).encode())
+                return 0
+        return 1  # the parent went away before committing
+    except Exception as exc:
+        _write_frame(answers, b"R", json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode())
+        return 1
+    finally:
+        if not committed:
+            with suppress(Exception):  # there may be no transaction left to roll back
+                cursor.execute("ROLLBACK")
+        cursor.close()
+        connection.close()
+
+
+def _query(cursor: Any, payload: bytes) -> dict[str, Any]:
+    request = json.loads(payload)
+    cursor.execute(request["sql"], request["params"] or None)
+    columns = [column[0] for column in cursor.description or ()]
+    rows = [list(row) for row in cursor.fetchall()] if columns else []
+    cursor.execute("SELECT changes(), last_insert_rowid()")
+    rowcount, lastrowid = cursor.fetchone()
+    return {"columns": columns, "rows": rows, "rowcount": rowcount, "lastrowid": lastrowid}
+
+
+if __name__ == "__main__":
+    raise SystemExit(serve(sys.argv[1], sys.stdin.buffer, sys.stdout.buffer))
