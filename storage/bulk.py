@@ -35,14 +35,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import SimpleNamespace
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import pyarrow as pa
-from sqlalchemy import Engine
-from sqlalchemy.engine import Dialect
-from sqlalchemy.sql.elements import ClauseElement
 
-from storage.engine import SQLITE_BUSY_TIMEOUT_MS
+if TYPE_CHECKING:  # the child process imports only what it needs: pyarrow and the driver
+    from sqlalchemy import Engine
+    from sqlalchemy.engine import Dialect
+    from sqlalchemy.sql.elements import ClauseElement
 
 _HEADER = struct.Struct(">cQ")
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])
@@ -66,7 +66,10 @@ def supported(engine: Engine) -> bool:
 @contextmanager
 def transaction(engine: Engine) -> Iterator[BulkConnection]:
     """One transaction in a child writer; committed when the block ends without error."""
-    connection = BulkConnection(engine.dialect, Path(str(engine.url.database)).resolve())
+    from storage.engine import SQLITE_BUSY_TIMEOUT_MS
+
+    database = Path(str(engine.url.database)).resolve()
+    connection = BulkConnection(engine.dialect, database, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS)
     try:
         yield connection
         connection.commit()
@@ -77,14 +80,14 @@ def transaction(engine: Engine) -> Iterator[BulkConnection]:
 class BulkConnection:
     """The parts of a SQLAlchemy connection the writer uses, carried out by the child."""
 
-    def __init__(self, dialect: Dialect, database: Path) -> None:
+    def __init__(self, dialect: Dialect, database: Path, *, busy_timeout_ms: int) -> None:
         self.dialect = dialect
         self.peak_mb = 0.0
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             [_PACKAGE_ROOT, *filter(None, [os.environ.get("PYTHONPATH")])]
         )}  # fmt: skip
         self._child = subprocess.Popen(
-            [sys.executable, "-m", "storage.bulk", str(database)],
+            [sys.executable, "-m", "storage.bulk", str(database), str(busy_timeout_ms)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -123,7 +126,7 @@ class BulkConnection:
         with pa.ipc.new_stream(sink, batch.schema) as stream:
             stream.write_batch(batch)
         name = table_name.encode()
-        self._send(b"B", struct.pack(">H", len(name)) + name + sink.getvalue().to_pybytes())
+        self._send(b"B", struct.pack(">H", len(name)) + name, sink.getvalue())
 
     def commit(self) -> None:
         self.peak_mb = self._ask(b"C", b"")["peak_mb"]
@@ -137,12 +140,14 @@ class BulkConnection:
         if self._child.stdout:
             self._child.stdout.close()
 
-    def _send(self, kind: bytes, payload: bytes) -> None:
+    def _send(self, kind: bytes, payload: bytes, body: pa.Buffer | None = None) -> None:
         stdin = self._child.stdin
         assert stdin is not None
+        size = len(payload) + (body.size if body is not None else 0)
         try:
-            stdin.write(_HEADER.pack(kind, len(payload)))
-            stdin.write(payload)
+            stdin.write(_HEADER.pack(kind, size) + payload)
+            if body is not None:
+                stdin.write(memoryview(body))
             stdin.flush()
         except BrokenPipeError:
             self._raise_child_error()
@@ -184,7 +189,7 @@ def _write_frame(stream: IO[bytes], kind: bytes, payload: bytes) -> None:
 # The child process -------------------------------------------------------------------
 
 
-def serve(database: str, requests: IO[bytes], answers: IO[bytes]) -> int:
+def serve(database: str, busy_timeout_ms: int, requests: IO[bytes], answers: IO[bytes]) -> int:
     """Run one transaction on `database` from the requests; commit only on request."""
     import resource
 
@@ -195,7 +200,7 @@ def serve(database: str, requests: IO[bytes], answers: IO[bytes]) -> int:
     committed = False
     try:
         for pragma in (
-            f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+            f"PRAGMA busy_timeout={busy_timeout_ms}",
             "PRAGMA journal_mode=WAL",
             "PRAGMA foreign_keys=ON",
             "PRAGMA synchronous=NORMAL",
@@ -240,4 +245,4 @@ def _query(cursor: Any, payload: bytes) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    raise SystemExit(serve(sys.argv[1], sys.stdin.buffer, sys.stdout.buffer))
+    raise SystemExit(serve(sys.argv[1], int(sys.argv[2]), sys.stdin.buffer, sys.stdout.buffer))

@@ -209,12 +209,13 @@ def ingest_path(
         first = next(batches, None)
         if first is None:
             raise BadFileError(f"{path.name} has a header but no rows of data.")
-        plan = _plan(first, overrides or {})
-        loader = _Loader(plan, max_rows=settings.max_rows, name=path.name)
         # An SQLite file is written by the ADBC child (Arrow columns as they are); any other
-        # database through SQLAlchemy. Both run the same statements in one transaction.
+        # database through SQLAlchemy. Both run the same statements in one transaction. The
+        # child starts now, so that it is ready by the time the first chunk is planned.
         begin = bulk.transaction if bulk.supported(engine) else transaction
         with begin(engine) as connection:
+            plan = _plan(first, overrides or {})
+            loader = _Loader(plan, max_rows=settings.max_rows, name=path.name)
             target = reserve(connection, chat_id=chat_id, name=dataset_name, source_file=path.name)
             summary_values = loader.load(connection, target, _chain(first, batches))
             finish(connection, target, chat_id=chat_id, values=summary_values)
@@ -502,7 +503,7 @@ class _Deduplicator:
         if len(self._seen):
             position = np.searchsorted(self._seen, hashes).clip(max=len(self._seen) - 1)
             repeated = repeated | (self._seen[position] == hashes)
-        fresh = np.unique(hashes[~repeated])
+        fresh = np.sort(hashes[~repeated])  # unique already: repeats within the chunk are out
         self._seen = np.sort(np.concatenate([self._seen, fresh]), kind="stable")
         return repeated
 
