@@ -6,11 +6,13 @@ Writes a demo export (1,000,000 lines is about 90 MB), then loads it three ways,
 fresh process and a fresh SQLite file, and prints wall time and peak memory (the child's
 peak resident set size, from `wait4`):
 
-- marketbot: `ingest_path`, with all cleaning, role detection, indexes and the catalog;
+- marketbot: `ingest_path`, with all cleaning, role detection, indexes and the catalog
+  (its SQLite writer is a child process of its own, whose peak is reported beside);
 - sqlite3 `.import`: the command-line shell loading the raw text, no cleaning, no indexes;
 - pandas: `read_csv` of the whole file, then `DataFrame.to_sql`.
 
-Targets: marketbot within 2x the `.import` time, and under 400 MB peak memory.
+Targets: marketbot within 2x the `.import` time, and under 400 MB peak memory (the
+ingesting process and its writer process added up, a bound on what they hold together).
 """
 
 from __future__ import annotations
@@ -30,16 +32,22 @@ TIME_TARGET = 2.0
 MEMORY_TARGET_MB = 400
 
 OURS = """
-import sys, time
+import logging, sys, time
 from storage.ingest import ingest_path
 from storage.settings import Settings
 from storage.store import open_store
 
 settings = Settings(_env_file=None, data_dir=sys.argv[2], max_upload_mb=4096, max_rows=50_000_000)
 engine = open_store(settings)
+writer_peaks = []
+handler = logging.Handler()
+handler.emit = lambda record: writer_peaks.append(record.args[0])
+logging.getLogger("storage.bulk").addHandler(handler)
+logging.getLogger("storage.bulk").setLevel(logging.DEBUG)
 started = time.perf_counter()
 summary = ingest_path(engine, sys.argv[1], chat_id=1, name="bench", settings=settings)
 print(time.perf_counter() - started)
+print(max(writer_peaks, default=0.0))
 print(summary.rows_kept, file=sys.stderr)
 """
 
@@ -69,6 +77,8 @@ class Result:
     seconds: float | None
     peak_mb: float | None
     note: str = ""
+    #: A second process's peak, counted with `peak_mb` for the memory target.
+    helper_mb: float = 0.0
 
 
 def main() -> int:
@@ -133,8 +143,9 @@ def _ours(orders: Path, work: Path) -> Result:
     wall, peak, out, code = _run([sys.executable, "-c", OURS, str(orders), str(data)])
     if code:
         return Result("marketbot ingest_path", None, peak, "failed")
-    note = f"(whole process with Python start-up: {wall:.2f}s)"
-    return Result("marketbot ingest_path", float(out.split()[0]), peak, note)
+    seconds, writer = (float(word) for word in out.split()[:2])
+    note = f"(+ writer process {writer:.0f} MB; whole run with Python start-up: {wall:.2f}s)"
+    return Result("marketbot ingest_path", seconds, peak, note, helper_mb=writer)
 
 
 def _sqlite_import(orders: Path, work: Path) -> Result:
@@ -169,11 +180,15 @@ def _report(results: list[Result], orders: Path, rows: int) -> None:
         print(f"{result.name:<28}{seconds:>9}{peak:>10}{ratio:>11}  {result.note}")
     ours = results[0]
     if ours.seconds is not None and ours.peak_mb is not None:
+        ratio = f"{ours.seconds / anchor:.2f}x" if anchor else "no anchor"
         speed = "met" if anchor and ours.seconds <= TIME_TARGET * anchor else "missed"
-        memory = "met" if ours.peak_mb < MEMORY_TARGET_MB else "missed"
+        total_mb = ours.peak_mb + ours.helper_mb
+        memory = "met" if total_mb < MEMORY_TARGET_MB else "missed"
         print(
-            f"\ntargets for {rows:,} lines of {orders.name}: time <= {TIME_TARGET:.0f}x "
-            f".import {speed}; peak < {MEMORY_TARGET_MB} MB {memory}"
+            f"\ntargets for {rows:,} lines of {orders.name}:\n"
+            f"  time <= {TIME_TARGET:.0f}x .import: {ratio}, {speed}\n"
+            f"  peak memory < {MEMORY_TARGET_MB} MB (both processes added up): "
+            f"{total_mb:.0f} MB, {memory}"
         )
     print(
         "marketbot and pandas times run from the first byte read, after imports; the "

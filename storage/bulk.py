@@ -27,10 +27,12 @@ Frames on the pipes: one kind byte, an 8-byte length, the payload.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import struct
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -43,6 +45,8 @@ if TYPE_CHECKING:  # the child process imports only what it needs: pyarrow and t
     from sqlalchemy import Engine
     from sqlalchemy.engine import Dialect
     from sqlalchemy.sql.elements import ClauseElement
+
+log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct(">cQ")
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])
@@ -75,6 +79,7 @@ def transaction(engine: Engine) -> Iterator[BulkConnection]:
         connection.commit()
     finally:
         connection.close()
+    log.debug("writer process peak_mb=%.0f", connection.peak_mb)
 
 
 class BulkConnection:
@@ -83,9 +88,9 @@ class BulkConnection:
     def __init__(self, dialect: Dialect, database: Path, *, busy_timeout_ms: int) -> None:
         self.dialect = dialect
         self.peak_mb = 0.0
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            [_PACKAGE_ROOT, *filter(None, [os.environ.get("PYTHONPATH")])]
-        )}  # fmt: skip
+        self._committed = False
+        paths = [_PACKAGE_ROOT, *filter(None, [os.environ.get("PYTHONPATH")])]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
         self._child = subprocess.Popen(
             [sys.executable, "-m", "storage.bulk", str(database), str(busy_timeout_ms)],
             stdin=subprocess.PIPE,
@@ -111,8 +116,8 @@ class BulkConnection:
 
     def exec_driver_sql(self, sql: str, params: list | None = None) -> SimpleNamespace:
         answer = self._ask(b"Q", json.dumps({"sql": sql, "params": params or []}).encode())
-        rows = [SimpleNamespace(**dict(zip(answer["columns"], row, strict=True)))
-                for row in answer["rows"]]  # fmt: skip
+        names = answer["columns"]
+        rows = [SimpleNamespace(**dict(zip(names, row, strict=True))) for row in answer["rows"]]
         return SimpleNamespace(
             rows=rows,
             first=lambda: rows[0] if rows else None,
@@ -130,15 +135,20 @@ class BulkConnection:
 
     def commit(self) -> None:
         self.peak_mb = self._ask(b"C", b"")["peak_mb"]
+        self._committed = True
 
     def close(self) -> None:
-        """End the child; without a commit before, it rolls back."""
+        """End the child; without a commit before, it rolls back (and is waited for)."""
         if self._child.stdin and not self._child.stdin.closed:
             with suppress(BrokenPipeError):
                 self._child.stdin.close()
-        self._child.wait()
         if self._child.stdout:
             self._child.stdout.close()
+        if self._committed:
+            # It is still checkpointing (see `serve`): reap it in the background.
+            threading.Thread(target=self._child.wait, daemon=True).start()
+        else:
+            self._child.wait()  # the write lock is free once it has rolled back
 
     def _send(self, kind: bytes, payload: bytes, body: pa.Buffer | None = None) -> None:
         stdin = self._child.stdin
@@ -191,8 +201,6 @@ def _write_frame(stream: IO[bytes], kind: bytes, payload: bytes) -> None:
 
 def serve(database: str, busy_timeout_ms: int, requests: IO[bytes], answers: IO[bytes]) -> int:
     """Run one transaction on `database` from the requests; commit only on request."""
-    import resource
-
     import adbc_driver_sqlite.dbapi
 
     connection = adbc_driver_sqlite.dbapi.connect(database, autocommit=True)
@@ -204,6 +212,11 @@ def serve(database: str, busy_timeout_ms: int, requests: IO[bytes], answers: IO[
             "PRAGMA journal_mode=WAL",
             "PRAGMA foreign_keys=ON",
             "PRAGMA synchronous=NORMAL",
+            # One helper thread for CREATE INDEX's sort: the parent is idle by then.
+            "PRAGMA threads=1",
+            # The checkpoint (copying the new pages from the log into the database file)
+            # runs after the commit has been answered; see below.
+            "PRAGMA wal_autocheckpoint=0",
             "BEGIN IMMEDIATE",
         ):
             cursor.execute(pragma)
@@ -219,8 +232,11 @@ def serve(database: str, busy_timeout_ms: int, requests: IO[bytes], answers: IO[
             elif kind == b"C":
                 cursor.execute("COMMIT")
                 committed = True
-                peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-                _write_frame(answers, b"R", json.dumps({"peak_mb": peak}).encode())
+                _write_frame(answers, b"R", json.dumps({"peak_mb": _peak_mb()}).encode())
+                # The dataset is committed and visible; the upload answer need not wait for
+                # the checkpoint. PASSIVE blocks no reader or writer meanwhile.
+                cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                cursor.fetchall()
                 return 0
         return 1  # the parent went away before committing
     except Exception as exc:
@@ -232,6 +248,23 @@ def serve(database: str, busy_timeout_ms: int, requests: IO[bytes], answers: IO[
                 cursor.execute("ROLLBACK")
         cursor.close()
         connection.close()
+
+
+def _peak_mb() -> float:
+    """This process's peak resident memory since it started its program.
+
+    `ru_maxrss` would also count the parent's memory at fork time, so on Linux the peak
+    comes from /proc (VmHWM, kB), which starts afresh at exec.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _query(cursor: Any, payload: bytes) -> dict[str, Any]:
