@@ -169,15 +169,24 @@ def get_dataset_by_id(engine: Engine, dataset_id: int) -> Dataset:
 
 def set_active_dataset(engine: Engine, chat_id: int, dataset_id: int) -> None:
     with engine.begin() as connection:
-        changed = connection.execute(
-            update(chat_settings)
-            .where(chat_settings.c.chat_id == chat_id)
-            .values(active_dataset_id=dataset_id)
-        ).rowcount
-        if not changed:
-            connection.execute(
-                insert(chat_settings).values(chat_id=chat_id, active_dataset_id=dataset_id)
-            )
+        set_active(connection, chat_id, dataset_id)
+
+
+def set_active(connection: Any, chat_id: int, dataset_id: int) -> None:
+    """Make a dataset the chat's active one, inside the caller's transaction.
+
+    `connection` is a SQLAlchemy connection or anything with the same `execute`, such as
+    the bulk writer's connection.
+    """
+    changed = connection.execute(
+        update(chat_settings)
+        .where(chat_settings.c.chat_id == chat_id)
+        .values(active_dataset_id=dataset_id)
+    ).rowcount
+    if not changed:
+        connection.execute(
+            insert(chat_settings).values(chat_id=chat_id, active_dataset_id=dataset_id)
+        )
 
 
 def delete_chat_data(engine: Engine, chat_id: int) -> int:

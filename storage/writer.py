@@ -44,9 +44,9 @@ from sqlalchemy import (
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from storage.bulk import BulkConnection
-from storage.catalog import chat_settings, datasets
+from storage.catalog import datasets
 from storage.clean import BOOLEAN, INTEGER, REAL
-from storage.datasets import quote_identifier, utcnow
+from storage.datasets import quote_identifier, set_active, utcnow
 
 #: Roles that queries look rows up or group by. Measures are summed, never looked up, and
 #: an index on a handful of countries or channels does not beat a scan, so those stay out:
@@ -191,15 +191,3 @@ def finish(
     if target.replaces:
         connection.exec_driver_sql(f"DROP TABLE IF EXISTS {quote_identifier(target.replaces)}")
     set_active(connection, chat_id, target.dataset_id)
-
-
-def set_active(connection: Connection | BulkConnection, chat_id: int, dataset_id: int) -> None:
-    changed = connection.execute(
-        update(chat_settings)
-        .where(chat_settings.c.chat_id == chat_id)
-        .values(active_dataset_id=dataset_id)
-    ).rowcount
-    if not changed:
-        connection.execute(
-            insert(chat_settings).values(chat_id=chat_id, active_dataset_id=dataset_id)
-        )
