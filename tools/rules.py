@@ -400,7 +400,10 @@ def build_report(result: RuleResult, params: RulesParams, *, has_category: bool)
     charts_ = []
     if len(top):
         tables = [
-            Table(_words_table(top, unit), caption=f"Top {len(top)} rules by {params.sort}"),
+            Table(
+                _words_table(top, unit, result.focus.name if result.focus else None),
+                caption=f"Top {len(top)} rules by {params.sort}",
+            ),
             Table(_numbers_table(top), caption="The same rules in numbers"),
         ]
         charts_ = [Chart(rules_chart(useful, top, title), caption=_chart_caption())]
@@ -484,11 +487,27 @@ def _times(lift: float) -> str:
     return f"{lift:.1f}x" if lift < 100 else f"{lift:,.0f}x"
 
 
-def _words_table(top: pd.DataFrame, unit: tuple[str, str]) -> pd.DataFrame:
+def _words_table(top: pd.DataFrame, unit: tuple[str, str], focus: str | None) -> pd.DataFrame:
+    if focus is not None:
+        # Every rule has the item on the left: show only what else is there, so rows that
+        # differ only after a long shared name do not look the same on a phone.
+        return _focus_words_table(top, unit, focus)
     return pd.DataFrame(
         {
             "customers who buy": [_join(side) for side in top["antecedents"]],
             "also buy": [_join(side) for side in top["consequents"]],
+            f"in % of those {unit[1]}": [_percent(value) for value in top["confidence"]],
+            "vs average": [_times(value) for value in top["lift"]],
+        }
+    ).reset_index(drop=True)
+
+
+def _focus_words_table(top: pd.DataFrame, unit: tuple[str, str], focus: str) -> pd.DataFrame:
+    others = [[name for name in side if name != focus] for side in top["antecedents"]]
+    return pd.DataFrame(
+        {
+            "in a basket with it and": [_join(names) if names else "–" for names in others],
+            "customers also buy": [_join(side) for side in top["consequents"]],
             f"in % of those {unit[1]}": [_percent(value) for value in top["confidence"]],
             "vs average": [_times(value) for value in top["lift"]],
         }
