@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import SimpleNamespace
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import pyarrow as pa
 
@@ -100,7 +100,11 @@ class BulkConnection:
 
     def execute(self, statement: ClauseElement) -> SimpleNamespace:
         """Run a Core statement or DDL element; the result has rows and the row counts."""
+        from sqlalchemy.sql.compiler import SQLCompiler  # not at the top: see TYPE_CHECKING
+
         compiled = statement.compile(dialect=self.dialect)
+        if not isinstance(compiled, SQLCompiler):  # DDL has no parameters
+            return self.exec_driver_sql(compiled.string)
         values = compiled.construct_params()
         # Python-side column defaults (chat_settings.language) are filled in at execution
         # time by SQLAlchemy, so a compiled statement leaves them to us.
@@ -108,7 +112,7 @@ class BulkConnection:
             default = column.default
             values[column.key] = default.arg if default.is_scalar else default.arg(None)
         params = []
-        for name in getattr(compiled, "positiontup", None) or ():  # DDL has no parameters
+        for name in compiled.positiontup or ():
             bind = compiled.binds[name]
             process = bind.type.dialect_impl(self.dialect).bind_processor(self.dialect)
             params.append(process(values[name]) if process else values[name])
@@ -173,7 +177,7 @@ class BulkConnection:
             raise BulkWriteError(answer["error"])
         return answer
 
-    def _raise_child_error(self) -> Any:
+    def _raise_child_error(self) -> NoReturn:
         assert self._child.stdout is not None
         frame = _read_frame(self._child.stdout)
         message = json.loads(frame[1]).get("error", "") if frame else ""

@@ -15,6 +15,11 @@ it, and is safe to show as is (the renderer escapes it).
     └── ToolTimeoutError        the job ran past the time limit or was cancelled
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
 
 class MarketbotError(Exception):
     """Base of all errors whose message can be shown to the user."""
@@ -27,13 +32,15 @@ class MarketbotError(Exception):
     def __str__(self) -> str:
         return f"{self.message}\n{self.hint}" if self.hint else self.message
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[..., MarketbotError], tuple[Any, ...]]:
         # Errors cross process boundaries (tools run in worker processes); rebuild them from
         # their message and hint rather than from subclass-specific constructor arguments.
         return _rebuild, (type(self), self.message, self.hint, dict(self.__dict__))
 
 
-def _rebuild(cls: type[MarketbotError], message: str, hint: str, state: dict) -> MarketbotError:
+def _rebuild(
+    cls: type[MarketbotError], message: str, hint: str, state: dict[str, Any]
+) -> MarketbotError:
     error = cls.__new__(cls)
     Exception.__init__(error, message)
     error.__dict__.update(state)

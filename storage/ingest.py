@@ -545,7 +545,7 @@ def dataset_figures(
     wanted = {key: sql for key, sql in parts.items() if sql}
     select_sql = ", ".join(wanted.values())
     row = connection.exec_driver_sql(f"SELECT {select_sql} FROM {table} {where}").one()
-    figures = dict(zip(wanted, row, strict=True))
+    figures: dict[str, Any] = dict(zip(wanted, row, strict=True))
     for key in ("first_date", "last_date"):
         if figures.get(key):
             figures[key] = str(figures[key])[:10]

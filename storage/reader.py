@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from types import TracebackType
+from typing import Any, Protocol, Self
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -56,6 +57,24 @@ _MAGIC = (
 _FIX_TYPE = "Export the orders as CSV (or .xlsx) and send that file."
 
 
+class ByteStream(Protocol):
+    """What the readers need from an upload's bytes: an open file, or an unpacking stream."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+        /,
+    ) -> None: ...
+
+
 @dataclass(frozen=True)
 class TextFormat:
     """How a text file is written."""
@@ -71,7 +90,7 @@ class Source:
 
     path: Path
     kind: str  # "text" or "xlsx"
-    open_bytes: Callable[[], IO[bytes]]
+    open_bytes: Callable[[], ByteStream]
     limit: int
 
 
@@ -122,7 +141,7 @@ def _gzip_source(path: Path, max_bytes: int) -> Source:
             hint=limit_hint("of data", max_bytes),
         )
 
-    def open_bytes() -> IO[bytes]:
+    def open_bytes() -> ByteStream:
         return _Capped(gzip.open(path, "rb"), max_bytes, path.name)
 
     return Source(path, "text", open_bytes, max_bytes)
@@ -150,7 +169,7 @@ def _zip_source(path: Path, max_bytes: int) -> Source:
         )
     _check_expansion(path.name, members, max_bytes)
 
-    def open_bytes() -> IO[bytes]:
+    def open_bytes() -> ByteStream:
         archive = zipfile.ZipFile(path)
         return _Capped(archive.open(member), max_bytes, path.name, owner=archive)
 
@@ -182,12 +201,20 @@ def _check_expansion(name: str, members: list[zipfile.ZipInfo], max_bytes: int) 
 class _Capped(io.RawIOBase):
     """A byte stream that stops with FileTooLargeError once it passes the limit."""
 
-    def __init__(self, inner: IO[bytes], limit: int, name: str, owner: Any = None) -> None:
+    def __init__(
+        self, inner: ByteStream, limit: int, name: str, owner: zipfile.ZipFile | None = None
+    ) -> None:
         self._inner, self._limit, self._name, self._owner = inner, limit, name, owner
         self._seen = 0
 
     def readable(self) -> bool:
         return True
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = super().read(size)
+        if data is None:  # RawIOBase returns None only when readinto does; ours never does
+            raise BlockingIOError(f"{self._name} gave no bytes without blocking.")
+        return data
 
     def readinto(self, buffer: Any) -> int:
         data = self._inner.read(len(buffer))
@@ -283,7 +310,8 @@ def _decode_head(head: bytes, encoding: str) -> str:
 def _sniff_delimiter(lines: list[str], suffix: str) -> str:
     """The delimiter that splits the first lines into the same number (> 1) of fields."""
     sample = [line for line in lines[:200] if line.strip()]
-    best, best_score = ("\t" if suffix == ".tsv" else ","), (0, 0)
+    best = "\t" if suffix == ".tsv" else ","
+    best_score: tuple[float, int] = (0, 0)
     for delimiter in DELIMITERS:
         counts = [len(row) for row in csv.reader(sample, delimiter=delimiter)]
         if not counts or counts[0] < 2:

@@ -268,7 +268,10 @@ def log_run(
                 detail=detail,
             )
         )
-    return int(result.inserted_primary_key[0])
+    primary_key = result.inserted_primary_key
+    if primary_key is None:
+        raise RuntimeError("The database returned no id for the new run log entry.")
+    return int(primary_key[0])
 
 
 def _json_safe(params: dict[str, Any]) -> dict[str, Any]:

@@ -73,7 +73,7 @@ def transaction(engine: Engine) -> Iterator[Connection]:
             with connection.begin():
                 yield connection
             return
-        driver = connection.connection.driver_connection
+        driver = _driver_connection(connection)
         previous = driver.isolation_level
         driver.isolation_level = None  # we say BEGIN and COMMIT ourselves
         try:
@@ -86,6 +86,14 @@ def transaction(engine: Engine) -> Iterator[Connection]:
             if driver.in_transaction:
                 driver.rollback()
             driver.isolation_level = previous
+
+
+def _driver_connection(connection: Connection) -> Any:
+    """The DB-API connection under SQLAlchemy's, for statements SQLAlchemy cannot run."""
+    driver = connection.connection.driver_connection
+    if driver is None:
+        raise RuntimeError("The database connection was closed or invalidated.")
+    return driver
 
 
 def reserve(
@@ -101,7 +109,7 @@ def reserve(
         token = secrets.token_hex(4)
         return Target(existing.id, f"ds_{existing.id}_{token}", existing.table_name)
     now = utcnow()
-    dataset_id = connection.execute(
+    primary_key = connection.execute(
         insert(datasets).values(
             chat_id=chat_id,
             name=name,
@@ -115,7 +123,10 @@ def reserve(
             created_at=now,
             updated_at=now,
         )
-    ).inserted_primary_key[0]
+    ).inserted_primary_key
+    if primary_key is None:
+        raise RuntimeError("The database returned no id for the new catalog row.")
+    dataset_id = primary_key[0]
     return Target(dataset_id, f"ds_{dataset_id}", None)
 
 
@@ -155,7 +166,7 @@ class TableWriter:
             return
         assert isinstance(self.connection, Connection)
         if self._sqlite:
-            self.connection.connection.driver_connection.executemany(self._insert_sql, rows)
+            _driver_connection(self.connection).executemany(self._insert_sql, rows)
         else:
             names = [column.name for column in self.table.columns]
             self.connection.execute(

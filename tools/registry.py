@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+from collections.abc import Iterator
 from importlib.metadata import entry_points
 
 from storage.errors import UnknownToolError
@@ -38,7 +39,7 @@ class Registry:
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._tools
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[BaseTool]:
         return iter(sorted(self._tools.values(), key=lambda tool: tool.name))
 
     def __len__(self) -> int:

@@ -8,7 +8,7 @@ migration of one start-up commits together or not at all.
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 
 from storage.catalog import metadata
 
@@ -24,13 +24,15 @@ def run_migrations_online() -> None:
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option(
         "sqlalchemy.url"
     )
+    if not url:
+        raise SystemExit("Name the database: alembic -x url=sqlite:///path/to/marketbot.db ...")
     engine = create_engine(url)
     with engine.begin() as own_connection:
         _run(own_connection)
     engine.dispose()
 
 
-def _run(connection) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
