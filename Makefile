@@ -14,6 +14,7 @@ shell: $(VENV)/.installed  ## the local chat console on demo data
 test: $(VENV)/.installed-dev  ## install with dev extras, then lint and run every test
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/mypy storage tools/base.py tools/registry.py tools/params.py tools/runner.py
 	$(BIN)/pytest
 
 format: $(VENV)/.installed-dev
