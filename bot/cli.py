@@ -25,7 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 2
-    configure_logging(settings)
+    console = args.command == "shell" or (
+        args.command == "run" and settings.telegram_bot_token is None
+    )
+    # In the console, log lines would interleave with the chat; they go to a file there.
+    configure_logging(settings, log_file=settings.data_dir / "console.log" if console else None)
     return args.handler(settings, args)
 
 
@@ -64,11 +68,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_logging(settings: Settings) -> None:
+def configure_logging(settings: Settings, *, log_file: Path | None = None) -> None:
+    """One line an event, to standard error or, for the console, to `log_file`."""
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.FileHandler(log_file, encoding="utf-8")
+    else:
+        handler = logging.StreamHandler(sys.stderr)
     logging.basicConfig(
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
+        handlers=[handler],
     )
     # The HTTP client logs every request and Alembic every migration step at INFO, which
     # would drown the bot's own one line per event.

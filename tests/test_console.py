@@ -54,6 +54,9 @@ def test_scripted_upload_then_describe(data_dir, tmp_path):
     assert saved, out
     assert all(Path(path).is_file() for path in saved)
     assert any(path.endswith(".png") for path in saved)
+    # Log lines stay out of the conversation and go to a file.
+    assert " INFO " not in out
+    assert "tool=describe chat=1" in (data_dir / "console.log").read_text()
 
 
 def test_same_commands_and_errors_as_the_bot_until_quit(data_dir):
