@@ -12,7 +12,6 @@ Target: `/help` p99 under 250 ms while a heavy job runs.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import subprocess
 import sys
@@ -25,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from fake_telegram import TOKEN, Call, FakeTelegram  # noqa: E402
+from fake_telegram import Call, FakeTelegram, start_marketbot  # noqa: E402
 
 from storage.demo import write_demo_csv  # noqa: E402
 
@@ -67,22 +66,13 @@ def main() -> int:
 
 
 def start_bot(fake: FakeTelegram, home: Path) -> subprocess.Popen:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("TELEGRAM_", "MARKETBOT_", "ALLOWED_", "DATABASE_"))
-    }
-    env.update(
-        TELEGRAM_BOT_TOKEN=TOKEN,
-        TELEGRAM_API_BASE_URL=fake.base_url,
-        MARKETBOT_DATA_DIR=str(home / "data"),
+    return start_marketbot(
+        fake,
+        home,
         ALLOWED_USER_IDS=f"{ASKER},{WORKER}",
         MARKETBOT_LOG_LEVEL="WARNING",
         MARKETBOT_TOOL_TIME_LIMIT="600",
     )
-    marketbot = Path(sys.executable).with_name("marketbot")
-    log = (home / "bot.log").open("w")
-    return subprocess.Popen([str(marketbot), "run"], cwd=home, env=env, stderr=log, stdout=log)
 
 
 def upload(fake: FakeTelegram, home: Path, *, rows: int) -> None:

@@ -178,6 +178,10 @@ class TelegramChannel:
     async def _stop(self) -> None:
         await self.core.shutdown(grace=SHUTDOWN_GRACE_S)
         if self.application is not None:
+            # A signal can come while PTB is still starting (post_init runs before polling
+            # or the webhook server start), and stop_running() does nothing until then.
+            while not self.application.running:
+                await asyncio.sleep(0.05)
             # Stops polling; PTB then waits for every update being handled, so the replies
             # of finished and cancelled jobs still go out.
             self.application.stop_running()

@@ -15,11 +15,17 @@ import email.policy
 import io
 import itertools
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlparse
 
@@ -76,6 +82,8 @@ class FakeTelegram:
         self._message_ids = itertools.count(1000)
         self._condition = threading.Condition()
         self._closed = False
+        #: (url, secret token) once the bot has set a webhook; updates are then POSTed there.
+        self.webhook: tuple[str, str] | None = None
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -299,6 +307,25 @@ class FakeTelegram:
     def _api_getMe(self, params: dict, files: dict) -> dict[str, Any]:
         return _bot_user() | {"can_join_groups": True, "can_read_all_group_messages": False}
 
+    def _api_setWebhook(self, params: dict, files: dict) -> bool:
+        self.webhook = (params["url"], params.get("secret_token") or "")
+        threading.Thread(target=self._deliver, name="fake-webhook", daemon=True).start()
+        return True
+
+    def _deliver(self) -> None:
+        """Push queued updates to the webhook, one POST each, as Telegram does."""
+        assert self.webhook is not None
+        url, secret = self.webhook
+        while True:
+            with self._condition:
+                while not self._updates and not self._closed:
+                    self._condition.wait()
+                if self._closed:
+                    return
+                update = self._updates.pop(0)
+                self._served.setdefault(update["update_id"], time.monotonic())
+            post_update(url, update, secret=secret)
+
     def _api_deleteWebhook(self, params: dict, files: dict) -> bool:
         return True
 
@@ -439,6 +466,59 @@ def _decode(params: dict[str, str]) -> dict[str, Any]:
         except (TypeError, ValueError):
             decoded[key] = value
     return decoded
+
+
+def start_marketbot(
+    fake: FakeTelegram, home: Path, *args: str, **settings: str
+) -> subprocess.Popen:
+    """Start the real `marketbot run` against `fake`, with its data and log under `home`.
+
+    The environment is cleaned of the caller's marketbot settings; `settings` adds to it.
+    The log goes to `home / "bot.log"`.
+    """
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("TELEGRAM_", "MARKETBOT_", "ALLOWED_", "DATABASE_"))
+    }
+    env.update(
+        TELEGRAM_BOT_TOKEN=fake.token,
+        TELEGRAM_API_BASE_URL=fake.base_url,
+        MARKETBOT_DATA_DIR=str(home / "data"),
+        **settings,
+    )
+    marketbot = Path(sys.executable).with_name("marketbot")
+    with (home / "bot.log").open("w") as log:
+        return subprocess.Popen(
+            [str(marketbot), "run", *args], cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+
+
+def post_update(
+    url: str, update: dict[str, Any], *, secret: str = "", patience: float = 30.0
+) -> int:
+    """POST one update to a webhook; return the HTTP status it answered with.
+
+    Like Telegram, retry while nothing listens yet: a bot sets its webhook before its web
+    server may be accepting connections.
+    """
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(update).encode(),
+        headers={"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": secret},
+        method="POST",
+    )
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+        except urllib.error.URLError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def _parse_body(content_type: str, body: bytes) -> tuple[dict[str, Any], dict]:

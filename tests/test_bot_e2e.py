@@ -7,10 +7,9 @@ scenario uses its own chat ids, so they do not see each other's data.
 from __future__ import annotations
 
 import io
-import os
 import signal
+import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,7 +17,15 @@ from pathlib import Path
 import matplotlib.image
 import pandas as pd
 import pytest
-from fake_telegram import BOT_USERNAME, TOKEN, Call, FakeTelegram, png_size
+from fake_telegram import (
+    BOT_USERNAME,
+    TOKEN,
+    Call,
+    FakeTelegram,
+    png_size,
+    post_update,
+    start_marketbot,
+)
 
 from storage.demo import write_demo_csv
 
@@ -112,37 +119,30 @@ def orders_csv(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def bot(tmp_path_factory) -> Iterator[Bot]:
     home = tmp_path_factory.mktemp("bot")
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("TELEGRAM_", "MARKETBOT_", "ALLOWED_", "DATABASE_"))
-    }
-    env.update(
-        TELEGRAM_BOT_TOKEN=TOKEN,
-        MARKETBOT_DATA_DIR=str(home / "data"),
-        ALLOWED_USER_IDS=f"{OWNER},{TEAMMATE}",
-        MARKETBOT_MAX_UPLOAD_MB=str(MAX_UPLOAD_MB),
-        MARKETBOT_LOG_LEVEL="INFO",
-        MARKETBOT_WORKERS="2",
-    )
-    marketbot = Path(sys.executable).with_name("marketbot")
-    log_path = home / "bot.log"
-    with FakeTelegram() as fake, log_path.open("w") as log_file:
-        env["TELEGRAM_API_BASE_URL"] = fake.base_url
-        process = subprocess.Popen(
-            [str(marketbot), "run"], cwd=home, env=env, stdout=log_file, stderr=subprocess.STDOUT
+    with FakeTelegram() as fake:
+        process = start_marketbot(
+            fake,
+            home,
+            ALLOWED_USER_IDS=f"{OWNER},{TEAMMATE}",
+            MARKETBOT_MAX_UPLOAD_MB=str(MAX_UPLOAD_MB),
+            MARKETBOT_LOG_LEVEL="INFO",
+            MARKETBOT_WORKERS="2",
         )
-        running = Bot(fake, process, log_path)
+        running = Bot(fake, process, home / "bot.log")
         try:
             fake.wait_for(lambda call: call.method == "setMyCommands", timeout=60)
             yield running
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                raise
+            stop(process)
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
 
 
 @pytest.fixture(scope="module")
@@ -393,3 +393,38 @@ def _message_id(call: Call) -> int:
     """The id of the message a call sent or edited, as the fake server assigned it."""
     assert call.message_id is not None
     return call.message_id
+
+
+# Webhook mode ------------------------------------------------------------------------------
+
+
+def test_webhook_mode_answers_pushed_updates_and_refuses_forged_ones(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/telegram"
+    with FakeTelegram() as fake:
+        process = start_marketbot(
+            fake, tmp_path, "--webhook", url, "--port", str(port), ALLOWED_USER_IDS=str(OWNER)
+        )
+        try:
+            registered = fake.wait_for(lambda call: call.method == "setWebhook", timeout=60)
+            assert registered.params["url"] == url
+            secret = registered.params["secret_token"]
+            assert len(secret) >= 32
+
+            # An update without the secret is refused and never answered.
+            forged = {"update_id": 999, "message": {"message_id": 1, "date": 0, "text": "/help",
+                      "chat": {"id": OWNER, "type": "private"},
+                      "from": {"id": OWNER, "is_bot": False, "first_name": "Eve"}}}  # fmt: skip
+            assert post_update(url, forged, secret="wrong") == 403
+
+            mark = fake.mark()
+            fake.send_text(OWNER, "/help")
+            answer = fake.wait_for(
+                lambda call: call.method == "sendMessage" and call.chat_id == OWNER, after=mark
+            )
+            assert "/segment" in answer.text
+            assert len(fake.calls_to("sendMessage", chat_id=OWNER)) == 1
+        finally:
+            stop(process)
