@@ -342,3 +342,26 @@ def id_text(values: pa.Array) -> pa.Array:
     if not pc.any(pc.match_substring(values, ".0")).as_py():
         return values
     return pc.replace_substring_regex(values, pattern=r"^(\d+)\.0+$", replacement=r"\1")
+
+
+#: Currency marks as they appear in shop exports, and the symbol shown for each.
+CURRENCY_MARKS = {
+    "¥": "¥", "￥": "¥", "元": "¥", "RMB": "¥", "CNY": "¥", "JPY": "¥",
+    "€": "€", "EUR": "€", "£": "£", "GBP": "£", "₹": "₹", "INR": "₹",
+    "₩": "₩", "KRW": "₩", "₽": "₽", "RUB": "₽", "$": "$", "USD": "$",
+}  # fmt: skip
+
+
+def detect_currency(values: pa.Array) -> str:
+    """The currency symbol that most values of a money column carry, or "" if none does."""
+    texts = [text for text in values.drop_null().slice(0, 2000).to_pylist() if text]
+    counts: dict[str, int] = {}
+    for text in texts:
+        upper = text.upper()
+        symbol = next((sign for mark, sign in CURRENCY_MARKS.items() if mark in upper), None)
+        if symbol is not None:
+            counts[symbol] = counts.get(symbol, 0) + 1
+    if not counts:
+        return ""
+    symbol, count = max(counts.items(), key=lambda item: item[1])
+    return symbol if count * 2 >= len(texts) else ""

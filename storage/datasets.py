@@ -74,6 +74,11 @@ class Dataset:
     def roles(self) -> dict[str, str]:
         return self.info.roles
 
+    @property
+    def currency(self) -> str:
+        """The currency symbol of the money columns ("¥", "$", ...), or "" when unknown."""
+        return str(self.info.stats.get("currency") or "")
+
     def has(self, role: str) -> bool:
         return role in self.info.roles
 

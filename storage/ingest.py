@@ -32,6 +32,7 @@ from storage.clean import (
     TEXT,
     ColumnType,
     clean_column,
+    detect_currency,
     id_text,
     infer_type,
     normalise_text,
@@ -101,6 +102,7 @@ class IngestSummary:
     first_date: str | None = None
     last_date: str | None = None
     revenue: float | None = None
+    currency: str = ""
     replaced: bool = False
     seconds: float = 0.0
 
@@ -146,7 +148,7 @@ class IngestSummary:
         if self.first_date and self.last_date:
             lines.append(f"Dates: {self.first_date} to {self.last_date}")
         if self.revenue is not None:
-            lines.append(f"Revenue: {self.revenue:,.2f}")
+            lines.append(f"Revenue: {self.currency}{self.revenue:,.2f}")
         return lines
 
     def stats(self) -> dict[str, Any]:
@@ -163,6 +165,7 @@ class IngestSummary:
             "first_date": self.first_date,
             "last_date": self.last_date,
             "revenue": self.revenue,
+            "currency": self.currency,
         }
 
 
@@ -173,6 +176,8 @@ class _Plan:
     names: list[str]
     types: dict[str, ColumnType]
     detection: Detection
+    #: The currency symbol the money columns carry ("¥", "$", ...), or "".
+    currency: str = ""
 
     @property
     def roles(self) -> dict[str, str]:
@@ -284,7 +289,9 @@ def _plan(first: pa.RecordBatch, overrides: dict[str, str | None]) -> _Plan:
         # Identifiers and labels stay text: `C536379` may follow a page of plain numbers.
         if role in TEXT_ROLES:
             types[column] = ColumnType(TEXT)
-    return _Plan(names, types, detection)
+    money = [detection.roles[role] for role in ("amount", "unit_price") if role in detection.roles]
+    currency = next(filter(None, (detect_currency(columns[column]) for column in money)), "")
+    return _Plan(names, types, detection, currency)
 
 
 def _profile(name: str, values: pa.Array, column_type: ColumnType) -> ColumnProfile:
@@ -390,6 +397,7 @@ class _Loader:
             "rows_read": self.rows_read,
             "dropped": self.dropped,
             "unreadable": self.unreadable,
+            "currency": self.plan.currency,
             **self.figures,
         }
 
@@ -401,6 +409,7 @@ class _Loader:
             dropped=self.dropped,
             unreadable=self.unreadable,
             replaced=target.replaces is not None,
+            currency=self.plan.currency,
             **self.figures,
         )
 

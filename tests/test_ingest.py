@@ -142,23 +142,29 @@ def test_xlsx(engine, settings, tmp_path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("price", "expected"),
+    ("price", "expected", "currency"),
     [
-        ('"¥1,299.00"', 1299.0),
-        ('"$1,299.00"', 1299.0),
-        ('"1.299,00 €"', 1299.0),
-        ('"(12.50)"', -12.5),
-        ("RMB 88", 88.0),
-        ('"1 299,50"', 1299.5),
+        ('"¥1,299.00"', 1299.0, "¥"),
+        ('"$1,299.00"', 1299.0, "$"),
+        ('"1.299,00 €"', 1299.0, "€"),
+        ('"(12.50)"', -12.5, ""),
+        ("RMB 88", 88.0, "¥"),
+        ('"1 299,50"', 1299.5, ""),
     ],
     ids=["yuan", "dollar", "euro-decimal-comma", "accounting-negative", "currency-code", "spaces"],
 )
-def test_money_strings(engine, settings, tmp_path, price: str, expected: float) -> None:
+def test_money_strings(
+    engine, settings, tmp_path, price: str, expected: float, currency: str
+) -> None:
     path = _write(tmp_path / "o.csv", f"order_id,product,amount\n1,tea,{price}\n2,mug,{price}\n")
-    info = ingest_path(engine, path, chat_id=1, settings=settings).dataset.info
+    summary = ingest_path(engine, path, chat_id=1, settings=settings)
+    info = summary.dataset.info
     assert info.columns["amount"] == "real"
     values = _rows(engine, f'SELECT amount FROM "{info.table_name}"')
     assert values == [(expected,), (expected,)]
+    # The currency the file carries is kept, so replies can show money in it.
+    assert summary.dataset.currency == currency
+    assert any(line.startswith(f"Revenue: {currency}") for line in summary.lines())
 
 
 @pytest.mark.parametrize(

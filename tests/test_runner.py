@@ -75,6 +75,25 @@ def test_runs_in_another_process_and_returns_the_report(runner):
     assert report.facts["pid"] != os.getpid()
 
 
+def test_reports_carry_the_currency_of_the_data(settings, engine):
+    frame = pd.DataFrame({"order": ["1", "2"], "amount": [9.5, 3.0]})
+    store_frame(
+        engine,
+        frame,
+        chat_id=12,
+        name="yuan",
+        roles={"order_id": "order", "amount": "amount"},
+        kind="orders",
+        stats={"currency": "¥"},
+    )
+    runner = ToolRunner(settings, Registry([CountTool()]))
+    try:
+        report = runner.run_sync(ToolCall("count", CountParams(), chat_id=12))
+    finally:
+        runner.close()
+    assert report.facts["currency"] == "¥"
+
+
 def test_user_errors_cross_the_process_boundary_intact(runner):
     with pytest.raises(MissingRoleError) as caught:
         runner.run_sync(ToolCall("needs_customer", CountParams(), chat_id=10))

@@ -186,7 +186,11 @@ def execute_call(tool: BaseTool, call: ToolCall, *, engine: Engine) -> Report:
         return tool.run(cast(Dataset, None), params)
     dataset = get_dataset(engine, call.chat_id, call.dataset)
     dataset.require(*tool.roles, tool=tool.name)
-    return tool.run(dataset, params)
+    report = tool.run(dataset, params)
+    if dataset.currency:
+        # Renderers show money columns with the data's own currency.
+        report.facts.setdefault("currency", dataset.currency)
+    return report
 
 
 def _work(sender: Connection, db_url: str, tool: BaseTool, call: ToolCall) -> None:
