@@ -349,7 +349,7 @@ class ChatCore:
         names = ", ".join(info.name for info in owned)
         return Reply(
             text=f"This deletes all {len(owned)} dataset(s) of this chat ({names}) for good, "
-            "with the last results. Sure?",
+            "with the last results and the history of what was asked. Sure?",
             buttons=[
                 Button("Yes, delete everything", f"/forget confirm {state.forget_token}"),
                 Button("No, keep it", "/forget keep"),
@@ -365,7 +365,7 @@ class ChatCore:
         count = delete_chat_data(self.engine, chat_id)
         self._states.pop(chat_id, None)
         log.info("forget chat=%s datasets=%s ok", chat_id, count)
-        return Reply(text=f"Deleted {count} dataset(s) and the results of this chat.")
+        return Reply(text=f"Deleted {count} dataset(s), the results and the history of this chat.")
 
     # Tools -----------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, delete, insert, select, text, update
 
-from storage.catalog import chat_settings, datasets
+from storage.catalog import chat_settings, datasets, run_log, subscriptions
 from storage.errors import DatasetNotFoundError, MissingRoleError
 
 #: Every column role, in the order the upload answer lists them.
@@ -195,13 +195,17 @@ def set_active(connection: Any, chat_id: int, dataset_id: int) -> None:
 
 
 def delete_chat_data(engine: Engine, chat_id: int) -> int:
-    """Delete every dataset of this chat (tables and catalog rows); return how many."""
+    """Delete everything kept for this chat, in one transaction; return how many datasets.
+
+    That is its dataset tables, their catalog rows, its settings, its subscriptions and its
+    run log (which holds the parameters it asked with, such as product names).
+    """
     owned = list_datasets(engine, chat_id)
     with engine.begin() as connection:
         for info in owned:
             connection.execute(text(f"DROP TABLE IF EXISTS {quote_identifier(info.table_name)}"))
-        connection.execute(delete(chat_settings).where(chat_settings.c.chat_id == chat_id))
-        connection.execute(delete(datasets).where(datasets.c.chat_id == chat_id))
+        for table in (chat_settings, subscriptions, run_log, datasets):
+            connection.execute(delete(table).where(table.c.chat_id == chat_id))
     return len(owned)
 
 

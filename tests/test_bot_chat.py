@@ -189,9 +189,14 @@ async def test_forget_needs_the_confirmation_button(core, engine):
     stolen = await say(core, confirm, chat_id=OTHER_SHOP)
     assert "expired" in stolen.text and list_datasets(engine, OTHER_SHOP)
 
+    await say(core, "/top")  # leaves a line in the run log
+    await say(core, "/top", chat_id=OTHER_SHOP)
     done = await say(core, confirm)
-    assert done.text == "Deleted 1 dataset(s) and the results of this chat."
+    assert done.text == "Deleted 1 dataset(s), the results and the history of this chat."
     assert list_datasets(engine, SHOP) == [] and list_datasets(engine, OTHER_SHOP)
+    with engine.connect() as connection:
+        logged = connection.execute(select(run_log.c.chat_id)).scalars().all()
+    assert SHOP not in logged and OTHER_SHOP in logged
     again = await say(core, confirm)
     assert "expired" in again.text
 
