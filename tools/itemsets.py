@@ -322,12 +322,8 @@ class _JoinSpace:
         return a, a + 1 + (keys - self.start[a])
 
 
-class _PatternGrowth:
-    """Level-wise pattern growth over projected baskets (see the module docstring).
-
-    Row r of level k is one basket projected on a frequent k-itemset P; its entries are
-    the level's local numbers of the frequent (k+1)-itemsets P+j in the basket, ascending.
-    """
+class _LevelMiner:
+    """What both miners work on: the frequent items, the levels found, and the limits."""
 
     def __init__(
         self, matrix: _FrequentItemMatrix, levels: _Levels, limit: int, budget: int
@@ -336,6 +332,14 @@ class _PatternGrowth:
         self.levels = levels
         self.limit = limit
         self.budget = budget
+
+
+class _PatternGrowth(_LevelMiner):
+    """Level-wise pattern growth over projected baskets (see the module docstring).
+
+    Row r of level k is one basket projected on a frequent k-itemset P; its entries are
+    the level's local numbers of the frequent (k+1)-itemsets P+j in the basket, ascending.
+    """
 
     def run(self) -> None:
         indptr, entries = _rows_of(
@@ -449,16 +453,8 @@ def _pair_keys(
     return first, keys
 
 
-class _Apriori:
+class _Apriori(_LevelMiner):
     """Level-wise candidate generation, pruning and counting (see the module docstring)."""
-
-    def __init__(
-        self, matrix: _FrequentItemMatrix, levels: _Levels, limit: int, budget: int
-    ) -> None:
-        self.matrix = matrix
-        self.levels = levels
-        self.limit = limit
-        self.budget = budget
 
     def run(self) -> None:
         self.bits: np.ndarray | None = None
