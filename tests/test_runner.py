@@ -75,22 +75,12 @@ def test_runs_in_another_process_and_returns_the_report(runner):
     assert report.facts["pid"] != os.getpid()
 
 
-def test_reports_carry_the_currency_of_the_data(settings, engine):
+def test_reports_carry_the_currency_of_the_data(runner, engine):
     frame = pd.DataFrame({"order": ["1", "2"], "amount": [9.5, 3.0]})
-    store_frame(
-        engine,
-        frame,
-        chat_id=12,
-        name="yuan",
-        roles={"order_id": "order", "amount": "amount"},
-        kind="orders",
-        stats={"currency": "¥"},
-    )
-    runner = ToolRunner(settings, Registry([CountTool()]))
-    try:
-        report = runner.run_sync(ToolCall("count", CountParams(), chat_id=12))
-    finally:
-        runner.close()
+    roles = {"order_id": "order", "amount": "amount"}
+    stats = {"currency": "¥"}
+    store_frame(engine, frame, chat_id=12, name="yuan", roles=roles, kind="orders", stats=stats)
+    report = runner.run_sync(ToolCall("count", CountParams(), chat_id=12))
     assert report.facts["currency"] == "¥"
 
 
