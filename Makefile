@@ -21,10 +21,11 @@ format: $(VENV)/.installed-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# GROCERIES=path/to/groceries.csv adds the classic Groceries basket set to the rules benchmark.
 bench: $(VENV)/.installed-dev  ## the speed and memory benchmarks (several minutes)
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/segment.py
-	$(BIN)/python benchmarks/rules.py
+	$(BIN)/python benchmarks/rules.py $(if $(GROCERIES),--groceries $(GROCERIES))
 	$(BIN)/python benchmarks/bot_latency.py
 
 $(VENV)/.installed: pyproject.toml
