@@ -253,6 +253,10 @@ def test_scores_and_segments_on_the_small_dataset(small) -> None:
         "D": "Champions",
     }
     assert segmentation.reference == pd.Timestamp("2024-04-05")
+    # The period starts at the first sale (D's O6), not at the earliest last purchase.
+    assert segmentation.first_sale == pd.Timestamp("2024-01-01")
+    report = SegmentTool().run(small, SegmentParams(k=3))
+    assert "from orders 2024-01-01 to 2024-04-05" in report.text
 
 
 # --- bad input -----------------------------------------------------------------------------

@@ -97,7 +97,9 @@ class Segmentation:
     names: list[str]
     k: int
     silhouettes: dict[int, float]
+    #: The last and the first sale of the period: recency counts back from the last.
     reference: pd.Timestamp
+    first_sale: pd.Timestamp
 
 
 class SegmentTool(BaseTool):
@@ -173,12 +175,14 @@ def query_rfm(
     frame = dataset.read_sql(sql, bound)
     if frame.empty:
         raise EmptyDataError(_empty_message(since, until), hint=_date_range_hint(dataset))
-    last_sale = dataset.read_sql(
-        f"SELECT MAX({timestamp}) AS last FROM {{table}} "
+    period = dataset.read_sql(
+        f"SELECT MIN({timestamp}) AS first, MAX({timestamp}) AS last FROM {{table}} "
         f"WHERE {quote_identifier(IS_RETURN)} = 0 AND {where}",
         bound,
-    ).iloc[0]["last"]
-    return _add_recency(frame, reference=_day(last_sale))
+    ).iloc[0]
+    rfm = _add_recency(frame, reference=_day(period["last"]))
+    rfm.attrs["first_sale"] = _day(period["first"])
+    return rfm
 
 
 def period_filter(
@@ -294,7 +298,8 @@ def segment_customers(rfm: pd.DataFrame, *, k: int | str = "auto") -> Segmentati
     names = name_segments(centroid_scores)
     customers["segment"] = [names[label] for label in labels]
     reference = rfm.attrs.get("reference", rfm["last_purchase"].max())
-    return Segmentation(customers, names, chosen, silhouettes, reference)
+    first_sale = rfm.attrs.get("first_sale", rfm["last_purchase"].min())
+    return Segmentation(customers, names, chosen, silhouettes, reference, first_sale)
 
 
 def rfm_features(rfm: pd.DataFrame) -> np.ndarray:
@@ -503,8 +508,7 @@ def build_report(segmentation: Segmentation, params: SegmentParams) -> Report:
 
 def _summary(segmentation: Segmentation, params: SegmentParams) -> str:
     customers = segmentation.customers
-    first = customers["last_purchase"].min().date()
-    start = params.since or first
+    start = params.since or segmentation.first_sale.date()
     reference = segmentation.reference.date()
     lines = [
         f"{len(customers):,} customers in {segmentation.k} segments, from orders "
