@@ -40,7 +40,15 @@ def test_orders_overview(engine) -> None:
     frame = pd.DataFrame(
         ORDER_LINES, columns=["invoice", "customer", "item", "qty", "price", "when"]
     )
-    dataset = store_frame(engine, frame, chat_id=1, name="shop", roles=ORDER_ROLES, kind="orders")
+    dataset = store_frame(
+        engine,
+        frame,
+        chat_id=1,
+        name="shop",
+        roles=ORDER_ROLES,
+        kind="orders",
+        stats={"currency": "¥"},
+    )
     report = run(dataset)
 
     assert report.facts["rows"] == 5
@@ -51,7 +59,8 @@ def test_orders_overview(engine) -> None:
     assert report.facts["return_lines"] == 1
     assert (report.facts["first_date"], report.facts["last_date"]) == ("2024-01-05", "2024-03-01")
     assert "Dates: 2024-01-05 to 2024-03-01 (57 days)." in report.text
-    assert "1 lines (20.0% of lines), worth 20.00 (18.2% of revenue)" in report.text
+    assert "Revenue (returns left out): ¥110.00." in report.text
+    assert "1 lines (20.0% of lines), worth ¥20.00 (18.2% of revenue)" in report.text
 
     top = report.tables[0].frame
     assert top.to_dict("list") == {

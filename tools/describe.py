@@ -157,11 +157,15 @@ def _revenue_and_returns(dataset: Dataset, report: Report, total: int) -> list[s
         return_lines=return_lines,
         return_line_share=round(return_lines / total, 4),
     )
+    money = dataset.currency
+    lines = [f"Revenue (returns left out): {money}{revenue:,.2f}."]
+    if not return_lines:
+        return [*lines, "No returns or cancellations."]
     share = f"{100 * returned / revenue:.1f}% of revenue" if revenue > 0 else "no sales"
     return [
-        f"Revenue (returns left out): {revenue:,.2f}.",
+        *lines,
         f"Returns and cancellations: {return_lines:,} lines "
-        f"({100 * return_lines / total:.1f}% of lines), worth {returned:,.2f} ({share}).",
+        f"({100 * return_lines / total:.1f}% of lines), worth {money}{returned:,.2f} ({share}).",
     ]
 
 
