@@ -12,7 +12,12 @@ from mlxtend.frequent_patterns import fpgrowth as mlxtend_fpgrowth
 from mlxtend.preprocessing import TransactionEncoder
 
 from bot.router import route_sentence
-from storage.errors import BadParameterError, EmptyDataError, MemoryBudgetError
+from storage.errors import (
+    BadParameterError,
+    EmptyDataError,
+    MemoryBudgetError,
+    MissingRoleError,
+)
 from storage.store import store_frame
 from tools import rules as rules_module
 from tools.baskets import load_baskets
@@ -256,6 +261,30 @@ def test_onehot_table_with_an_id_column(engine, tool) -> None:
     )
     report = tool.run(dataset, RulesParams(min_support=0.6, min_lift=0))
     assert report.facts["items"] == len(encoder.columns_)
+
+
+def test_rules_near_chance_come_with_a_warning(engine, shop, tool) -> None:
+    # Every item drawn on its own: whatever rules come out are chance.
+    rng = np.random.default_rng(11)
+    products = list(CATEGORY)
+    picks = rng.random((600, len(products))) < 0.4
+    chance = [[item for item, on in zip(products, row, strict=True) if on] for row in picks]
+    frame = order_lines([basket for basket in chance if basket])
+    dataset = store_frame(
+        engine, frame, chat_id=2, name="chance", roles=ORDER_ROLES, kind="orders"
+    )
+    assert "Careful: none of these rules stands out" in tool.run(dataset, RulesParams()).text
+    assert "Careful" not in tool.run(shop, RulesParams()).text
+
+
+def test_orders_without_a_product_column_say_how_to_map_one(engine, tool) -> None:
+    frame = order_lines(shop_baskets(n=20))
+    roles = {role: column for role, column in ORDER_ROLES.items() if role != "product"}
+    dataset = store_frame(engine, frame, chat_id=3, name="bare", roles=roles, kind="orders")
+    with pytest.raises(MissingRoleError) as caught:
+        tool.run(dataset, RulesParams())
+    assert caught.value.role == "product"
+    assert "/map product=" in str(caught.value)
 
 
 def test_item_goes_with(shop, tool) -> None:

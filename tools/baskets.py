@@ -22,7 +22,7 @@ import scipy.sparse as sp
 from sqlalchemy import text
 
 from storage.datasets import IS_RETURN, LINE_AMOUNT, Dataset, quote_identifier
-from storage.errors import EmptyDataError, MemoryBudgetError
+from storage.errors import EmptyDataError, MemoryBudgetError, MissingRoleError
 
 BasketUnit = Literal["order", "customer_day"]
 ItemLevel = Literal["product", "category"]
@@ -219,7 +219,13 @@ def _item_expression(dataset: Dataset, level: ItemLevel) -> str:
         return dataset.quoted("category", tool="rules")
     if dataset.has("product"):
         return dataset.quoted("product")
-    return dataset.quoted("product_code", tool="rules")
+    if dataset.has("product_code"):
+        return dataset.quoted("product_code")
+    raise MissingRoleError(
+        "product",
+        tool="rules",
+        hint="Map the product name or code column: /map product=<column name>.",
+    )
 
 
 def _read_chunks(

@@ -76,6 +76,8 @@ MAX_AUTO_ITEMSETS = 200_000
 CHART_POINTS = 5000
 #: Top rules spelled out in the reply text.
 HIGHLIGHTS = 3
+#: Standard deviations above the independence count that a rule needs to count as real.
+CHANCE_Z = 4.0
 
 
 class RulesParams(Params):
@@ -560,7 +562,25 @@ def _summary(
         f"{rank}. {rule_sentence(rule, unit)}"
         for rank, (_, rule) in enumerate(top.head(HIGHLIGHTS).iterrows(), start=1)
     )
+    if not _beyond_chance(useful, baskets.n_baskets):
+        lines.append(
+            f"Careful: none of these rules stands out from chance. With {baskets.n_baskets:,} "
+            f"{unit[1]}, items bought independently of each other would meet this often too, "
+            "so they are no basis for bundles."
+        )
     return "\n".join(lines)
+
+
+def _beyond_chance(rules: pd.DataFrame, n_baskets: int) -> bool:
+    """Whether any rule's count is well above what independent purchases would give.
+
+    Under independence a rule's count is about Poisson with mean n x P(A) x P(C); a count
+    CHANCE_Z standard deviations above that mean is very unlikely to be luck, even among
+    hundreds of rules.
+    """
+    expected = rules["antecedent support"] * rules["consequent support"] * n_baskets
+    z = (rules["count"] - expected) / np.sqrt(expected.clip(lower=1e-9))
+    return bool((z >= CHANCE_Z).any())
 
 
 def _data_line(baskets: Baskets, unit: tuple[str, str], params: RulesParams) -> str:
