@@ -28,6 +28,8 @@ CAPTION_LIMIT = 1024
 ALBUM_LIMIT = 10
 PHONE_WIDTH = 40
 PHONE_ROWS = 15
+#: A table too wide for a phone with at most this many rows is sent as one card a row.
+CARD_ROWS = 10
 MIN_TEXT_WIDTH = 8
 TERMINAL_ROWS = 30
 
@@ -289,12 +291,35 @@ def _report_blocks(report: Report, tool: str) -> tuple[list[str], list[DocumentM
     for number, table in enumerate(report.tables, start=1):
         fitted = fit_table(table.frame, currency=currency)
         block = f"<i>{escape(table.caption)}</i>\n" if table.caption else ""
+        if fitted.hidden_columns and not fitted.hidden_rows and len(table.frame) <= CARD_ROWS:
+            # Too wide for a phone but short: one card a row shows every value.
+            blocks.append(block + table_cards(table.frame, currency=currency))
+            continue
         block += f"<pre>{escape(fitted.text)}</pre>"
         if not fitted.complete:
             block += f"\n<i>{escape(fitted.note())}</i>"
             documents.append(_table_document(table, tool or report.title, number))
         blocks.append(block)
     return blocks, documents
+
+
+def table_cards(frame: pd.DataFrame, *, currency: str = "") -> str:
+    """A table as HTML cards: the first column in bold, then the row's other values."""
+    if not isinstance(frame.index, pd.RangeIndex) or frame.index.name:
+        frame = frame.reset_index()
+    head, *rest = [str(column) for column in frame.columns]
+    cards = []
+    for row in frame.itertuples(index=False):
+        values = dict(zip([head, *rest], row, strict=True))
+        title = format_value(values[head], column=head, currency=currency)
+        facts = []
+        for column in rest:
+            shown = format_value(values[column], column=column, currency=currency)
+            # "share 24.8%" rather than "share % 24.8%".
+            label = column.removesuffix(" %") if shown.endswith("%") else column
+            facts.append(f"{escape(label)} <b>{escape(shown)}</b>")
+        cards.append(f"<b>{escape(title)}</b>\n" + " · ".join(facts))
+    return "\n".join(cards)
 
 
 def _table_document(table: Table, stem: str, number: int) -> DocumentMessage:

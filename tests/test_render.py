@@ -268,3 +268,24 @@ def test_terminal_render_saves_charts_and_prints_paths(tmp_path):
     assert f"saved {chart}  (sizes)" in output
     assert "Champions     1,200" in output
     assert "[1] k=4  (/segment 4)" in output
+
+
+def test_a_short_wide_table_becomes_one_card_per_row():
+    frame = pd.DataFrame(
+        {
+            "segment": ["Champions", "<Lost>"],
+            "customers": [136, 362],
+            "share %": [16.9, 44.9],
+            "avg recency (days)": [46, 423],
+            "avg spend": [11492.0, 224.0],
+            "revenue %": [76.7, 4.0],
+        }
+    )
+    report = Report(title="Segments", tables=[Table(frame, caption="By revenue")])
+    [message] = [m for m in render_telegram(Reply(report=report)) if isinstance(m, TextMessage)]
+    assert "<pre>" not in message.html
+    assert "<b>Champions</b>\ncustomers <b>136</b> · share <b>16.9%</b>" in message.html
+    assert "avg spend <b>11,492</b> · revenue <b>76.7%</b>" in message.html
+    assert "<b>&lt;Lost&gt;</b>" in message.html
+    # Every value is there, so no CSV of the table is needed.
+    assert not [m for m in render_telegram(Reply(report=report)) if isinstance(m, DocumentMessage)]
