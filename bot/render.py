@@ -291,8 +291,9 @@ def _report_blocks(report: Report, tool: str) -> tuple[list[str], list[DocumentM
     for number, table in enumerate(report.tables, start=1):
         fitted = fit_table(table.frame, currency=currency)
         block = f"<i>{escape(table.caption)}</i>\n" if table.caption else ""
-        if fitted.hidden_columns and not fitted.hidden_rows and len(table.frame) <= CARD_ROWS:
-            # Too wide for a phone but short: one card a row shows every value.
+        cut = fitted.hidden_columns or fitted.clipped
+        if cut and not fitted.hidden_rows and len(table.frame) <= CARD_ROWS:
+            # Too wide for a phone but short: one card a row shows every value in full.
             blocks.append(block + table_cards(table.frame, currency=currency))
             continue
         block += f"<pre>{escape(fitted.text)}</pre>"
@@ -307,13 +308,18 @@ def table_cards(frame: pd.DataFrame, *, currency: str = "") -> str:
     """A table as HTML cards: the first column in bold, then the row's other values."""
     if not isinstance(frame.index, pd.RangeIndex) or frame.index.name:
         frame = frame.reset_index()
-    head, *rest = [str(column) for column in frame.columns]
+    columns = [str(column) for column in frame.columns]
+    head, *rest = columns
+    # A rank column makes a poor title on its own: "1. Bread -> Butter" reads better.
+    ranked = head == "#" and bool(rest)
     cards = []
     for row in frame.itertuples(index=False):
-        values = dict(zip([head, *rest], row, strict=True))
+        values = dict(zip(columns, row, strict=True))
         title = format_value(values[head], column=head, currency=currency)
+        if ranked:
+            title += ". " + format_value(values[rest[0]], column=rest[0], currency=currency)
         facts = []
-        for column in rest:
+        for column in rest[1:] if ranked else rest:
             shown = format_value(values[column], column=column, currency=currency)
             # "share 24.8%" rather than "share % 24.8%".
             label = column.removesuffix(" %") if shown.endswith("%") else column

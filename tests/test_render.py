@@ -289,3 +289,25 @@ def test_a_short_wide_table_becomes_one_card_per_row():
     assert "<b>&lt;Lost&gt;</b>" in message.html
     # Every value is there, so no CSV of the table is needed.
     assert not [m for m in render_telegram(Reply(report=report)) if isinstance(m, DocumentMessage)]
+
+
+def test_ranked_cards_carry_the_rank_in_the_title():
+    frame = pd.DataFrame(
+        {
+            "#": [1, 2],
+            "rule": ["Bread -> Butter", "Eggs -> Bacon"],
+            "support": [0.12, 0.05],
+            "confidence": [0.6, 0.4],
+            "lift": [3.1, 2.0],
+            "leverage": [0.08, 0.02],
+            "conviction": [2.0, 1.5],
+            "count": [36, 15],
+        }
+    )
+    html_text = "".join(
+        m.html
+        for m in render_telegram(Reply(report=Report(title="Rules", tables=[Table(frame)])))
+        if isinstance(m, TextMessage)
+    )
+    assert "<b>1. Bread -&gt; Butter</b>\nsupport <b>12.0%</b>" in html_text
+    assert "rule <b>" not in html_text
