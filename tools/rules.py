@@ -77,7 +77,7 @@ CHART_POINTS = 5000
 #: Top rules spelled out in the reply text.
 HIGHLIGHTS = 3
 #: Standard deviations above the independence count that a rule needs to count as real.
-CHANCE_Z = 4.0
+CHANCE_Z = 3.0
 
 
 class RulesParams(Params):
@@ -575,8 +575,8 @@ def _beyond_chance(rules: pd.DataFrame, n_baskets: int) -> bool:
     """Whether any rule's count is well above what independent purchases would give.
 
     Under independence a rule's count is about Poisson with mean n x P(A) x P(C); a count
-    CHANCE_Z standard deviations above that mean is very unlikely to be luck, even among
-    hundreds of rules.
+    CHANCE_Z standard deviations above that mean comes by luck about once in 700 rules, so
+    when not one rule reaches it, the reply says the rules may well be chance.
     """
     expected = rules["antecedent support"] * rules["consequent support"] * n_baskets
     z = (rules["count"] - expected) / np.sqrt(expected.clip(lower=1e-9))
