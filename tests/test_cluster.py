@@ -120,6 +120,18 @@ def test_no_numeric_columns(engine) -> None:
         run(store(engine, frame))
 
 
+def test_order_data_says_which_columns_were_left_out_and_how_to_use_them(engine) -> None:
+    frame = pd.DataFrame(
+        {"InvoiceNo": ["1", "2", "3"], "Quantity": [1, 5, 2], "UnitPrice": [2.5, 1.0, 9.9]}
+    )
+    roles = {"order_id": "InvoiceNo", "quantity": "Quantity", "unit_price": "UnitPrice"}
+    with pytest.raises(EmptyDataError) as error:
+        run(store(engine, frame, roles=roles))
+    assert "leaves out by default: Quantity, UnitPrice" in str(error.value)
+    assert "/cluster columns=Quantity,UnitPrice" in str(error.value)
+    assert "no numeric columns" not in str(error.value)
+
+
 def test_too_few_rows(engine) -> None:
     frame = pd.DataFrame({"price": [1.0, 2.0], "weight": [3.0, 4.0]})
     with pytest.raises(EmptyDataError, match="too few to cluster"):

@@ -205,6 +205,16 @@ def _default_columns(dataset: Dataset, numeric: list[str]) -> tuple[list[str], l
         if not column.startswith("_") and column not in role_columns and column not in identifiers
     ]
     if not chosen:
+        left_out = skipped + identifiers
+        if left_out:
+            # Order data: its numbers are quantities and prices, which /cluster leaves out
+            # unless asked, since /segment is the tool for customers.
+            raise EmptyDataError(
+                "Every numeric column here is an order field or an id, which /cluster "
+                f"leaves out by default: {', '.join(left_out[:10])}.",
+                hint=f"Name them to cluster anyway: /cluster columns={','.join(left_out[:3])}. "
+                "For customer groups, /segment is the better tool.",
+            )
         raise EmptyDataError(
             "This dataset has no numeric columns to cluster on.",
             hint=_numeric_hint([column for column in numeric if not column.startswith("_")]),
