@@ -29,6 +29,7 @@ from bot.router import (
     NotForUs,
     NotUnderstood,
     ToolRequest,
+    quote_word,
     route,
 )
 from storage.datasets import (
@@ -291,7 +292,7 @@ class ChatCore:
             mark = " (active)" if info.id == active else ""
             lines.append(f"• {info.name} — {info.row_count:,} rows, {info.kind}{mark}")
             if info.id != active and len(buttons) < MAX_DATASET_BUTTONS:
-                buttons.append(Button(f"Use {info.name}", f"/use {_quote(info.name)}"))
+                buttons.append(Button(f"Use {info.name}", f"/use {quote_word(info.name)}"))
         return Reply(text="\n".join(lines), buttons=buttons)
 
     def _use(self, chat_id: int, args: list[str]) -> Reply:
@@ -555,7 +556,3 @@ def _default_text(default: object) -> str:
 
 def _megabytes(size: int) -> str:
     return f"{size / 1024 / 1024:,.1f} MB"
-
-
-def _quote(name: str) -> str:
-    return f'"{name}"' if any(char.isspace() for char in name) else name

@@ -57,9 +57,11 @@ class ToolRequest:
     def command(self) -> str:
         """The request written back as a command, for logs and buttons."""
         given = self.params.model_dump(exclude_defaults=True)
-        words = [f"/{self.tool.name}"] + [f"{key}={_quote(value)}" for key, value in given.items()]
+        words = [f"/{self.tool.name}"] + [
+            f"{key}={quote_word(value)}" for key, value in given.items()
+        ]
         if self.dataset:
-            words.append(f"dataset={_quote(self.dataset)}")
+            words.append(f"dataset={quote_word(self.dataset)}")
         return " ".join(words)
 
 
@@ -188,6 +190,7 @@ def _takes_item(tool: BaseTool) -> bool:
     return "item" in tool.params_model.model_fields
 
 
-def _quote(value: object) -> str:
+def quote_word(value: object) -> str:
+    """A value as one command word: quoted when it has spaces (`item="green tea"`)."""
     text = str(value)
     return f'"{text}"' if any(char.isspace() for char in text) else text

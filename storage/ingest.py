@@ -151,23 +151,6 @@ class IngestSummary:
             lines.append(f"Revenue: {self.currency}{self.revenue:,.2f}")
         return lines
 
-    def stats(self) -> dict[str, Any]:
-        """The figures as stored in the catalog's `stats`."""
-        return {
-            "rows_read": self.rows_read,
-            "rows_kept": self.rows_kept,
-            "dropped": self.dropped,
-            "unreadable": self.unreadable,
-            "returns": self.returns,
-            "orders": self.orders,
-            "customers": self.customers,
-            "products": self.products,
-            "first_date": self.first_date,
-            "last_date": self.last_date,
-            "revenue": self.revenue,
-            "currency": self.currency,
-        }
-
 
 @dataclass
 class _Plan:

@@ -468,6 +468,16 @@ def _decode(params: dict[str, str]) -> dict[str, Any]:
     return decoded
 
 
+def marketbot_environment(**settings: str) -> dict[str, str]:
+    """This process's environment without any marketbot setting, plus `settings`."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("TELEGRAM_", "MARKETBOT_", "ALLOWED_", "DATABASE_"))
+    }
+    return env | settings
+
+
 def start_marketbot(
     fake: FakeTelegram, home: Path, *args: str, **settings: str
 ) -> subprocess.Popen:
@@ -476,12 +486,7 @@ def start_marketbot(
     The environment is cleaned of the caller's marketbot settings; `settings` adds to it.
     The log goes to `home / "bot.log"`.
     """
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("TELEGRAM_", "MARKETBOT_", "ALLOWED_", "DATABASE_"))
-    }
-    env.update(
+    env = marketbot_environment(
         TELEGRAM_BOT_TOKEN=fake.token,
         TELEGRAM_API_BASE_URL=fake.base_url,
         MARKETBOT_DATA_DIR=str(home / "data"),

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from fake_telegram import marketbot_environment
 
 from storage.demo import write_demo_csv
 from storage.settings import Settings
@@ -19,13 +19,7 @@ MARKETBOT = Path(sys.executable).with_name("marketbot")
 
 def shell(data_dir: Path, script: str, *args: str, timeout: float = 120) -> str:
     """Run the console with `script` on standard input; return what it printed."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("TELEGRAM_", "MARKETBOT_", "ALLOWED_", "DATABASE_"))
-    }
-    env["MARKETBOT_DATA_DIR"] = str(data_dir)
-    env["COLUMNS"] = "100"
+    env = marketbot_environment(MARKETBOT_DATA_DIR=str(data_dir), COLUMNS="100")
     done = subprocess.run(
         [str(MARKETBOT), "shell", *args],
         input=script,

@@ -141,7 +141,7 @@ def test_both_write_paths_store_the_same_rows(engine, settings, tmp_path) -> Non
                     text("SELECT type, sql FROM sqlite_master WHERE tbl_name = :t ORDER BY name"),
                     {"t": info.table_name},
                 ).all()
-            results.append((rows, types, sql, info.columns, info.roles, summary.stats()))
+            results.append((rows, types, sql, info.columns, info.roles, info.stats))
         assert results[0] == results[1]
     finally:
         memory.dispose()
